@@ -1,0 +1,247 @@
+"""Training and generation throughput: dca's HF tiny model against a plain-torch twin.
+
+The twin has the same shape and the same weights (copied from the HF model, and checked to give
+the same logits), so the ratio measures only the cost of going through ``transformers``.
+Run: ``.venv/bin/python bench/lm_throughput.py [--preset tiny] [--quick]``.
+Writes bench/out/lm_throughput.json and .png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "out"
+
+
+# --------------------------------------------------------------------------- plain-torch twin
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x):
+        dtype = x.dtype
+        x = x.float()
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x.to(dtype)
+
+
+def rope(x, cos, sin):
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+
+
+class Block(nn.Module):
+    def __init__(self, d: int, heads: int, inter: int, eps: float):
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2 = RMSNorm(d, eps), RMSNorm(d, eps)
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d, bias=False) for _ in range(4))
+        self.gate, self.up = nn.Linear(d, inter, bias=False), nn.Linear(d, inter, bias=False)
+        self.down = nn.Linear(inter, d, bias=False)
+
+    def forward(self, x, cos, sin, cache=None):
+        B, T, D = x.shape
+        h = self.norm1(x)
+        q, k, v = (p(h).view(B, T, self.heads, -1).transpose(1, 2) for p in (self.q, self.k, self.v))
+        q, k = rope(q, cos, sin), rope(k, cos, sin)
+        if cache is not None:
+            if cache:
+                k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
+            cache[:] = [k, v]
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1)
+        x = x + self.o(y.transpose(1, 2).reshape(B, T, D))
+        h = self.norm2(x)
+        return x + self.down(F.silu(self.gate(h)) * self.up(h))
+
+
+class PlainLM(nn.Module):
+    def __init__(self, vocab: int, d: int, layers: int, heads: int, inter: int, eps: float, theta: float):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, d)
+        self.blocks = nn.ModuleList(Block(d, heads, inter, eps) for _ in range(layers))
+        self.norm = RMSNorm(d, eps)
+        hd = d // heads
+        self.register_buffer("inv_freq", 1.0 / theta ** (torch.arange(0, hd, 2).float() / hd), persistent=False)
+
+    def forward(self, idx, start: int = 0, caches=None):
+        T = idx.shape[1]
+        f = torch.arange(start, start + T).float()[:, None] * self.inv_freq[None]
+        e = torch.cat([f, f], -1)
+        x = self.emb(idx)
+        cos, sin = e.cos().to(x.dtype), e.sin().to(x.dtype)
+        for i, b in enumerate(self.blocks):
+            x = b(x, cos, sin, None if caches is None else caches[i])
+        return self.norm(x) @ self.emb.weight.T
+
+    @torch.no_grad()
+    def generate(self, idx, n: int):
+        caches = [[] for _ in self.blocks]
+        logits = self(idx, 0, caches)
+        out, pos = [], idx.shape[1]
+        for _ in range(n):
+            nxt = logits[:, -1].argmax(-1, keepdim=True)
+            out.append(nxt)
+            logits = self(nxt, pos, caches)
+            pos += 1
+        return torch.cat(out, 1)
+
+
+def twin_of(hf) -> PlainLM:
+    c = hf.config
+    m = PlainLM(c.vocab_size, c.hidden_size, c.num_hidden_layers, c.num_attention_heads,
+                c.intermediate_size, c.rms_norm_eps, c.rope_parameters["rope_theta"])
+    m.emb.weight.data.copy_(hf.model.embed_tokens.weight.data)
+    m.norm.weight.data.copy_(hf.model.norm.weight.data)
+    for b, l in zip(m.blocks, hf.model.layers):
+        a, mlp = l.self_attn, l.mlp
+        for dst, src in ((b.q, a.q_proj), (b.k, a.k_proj), (b.v, a.v_proj), (b.o, a.o_proj),
+                         (b.gate, mlp.gate_proj), (b.up, mlp.up_proj), (b.down, mlp.down_proj)):
+            dst.weight.data.copy_(src.weight.data)
+        b.norm1.weight.data.copy_(l.input_layernorm.weight.data)
+        b.norm2.weight.data.copy_(l.post_attention_layernorm.weight.data)
+    return m
+
+
+# --------------------------------------------------------------------------- measurements
+
+def train_rate(step_fn, model, batch: int, seq: int, steps: int, bf16: bool) -> float:
+    """Tokens per second of forward+backward+AdamW on random tokens."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    vocab = 2048
+    g = torch.Generator().manual_seed(0)
+    data = torch.randint(3, vocab, (steps + 2, batch, seq), generator=g)
+    model.train()
+    t0 = 0.0
+    for i in range(steps + 2):
+        if i == 2:
+            t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = step_fn(model, data[i])
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return batch * seq * steps / (time.perf_counter() - t0)
+
+
+def hf_loss_labels(model, x):
+    return model(input_ids=x, labels=x, use_cache=False).loss
+
+
+def hf_loss_default(model, x):
+    # what a naive loop writes: attention_mask passed, cache left at the config default
+    return model(input_ids=x, attention_mask=torch.ones_like(x), labels=x).loss
+
+
+def plain_loss(model, x):
+    logits = model(x)
+    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(), x[:, 1:].reshape(-1))
+
+
+def gen_rate(fn, batch: int, prompt: int, new: int, reps: int) -> float:
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(3, 2048, (batch, prompt), generator=g)
+    fn(x[:, :8], 4)  # warm up
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn(x, new)
+    return batch * new * reps / (time.perf_counter() - t0)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(int(os.environ.get("DCA_TORCH_THREADS", "2")))
+    from transformers import PreTrainedTokenizerFast  # noqa: F401  (import cost outside timings)
+
+    from dca.models.tiny import build_model, count_parameters, get_preset
+
+    class _Tok:  # build_model needs only the vocabulary size and special ids
+        def __init__(self, n):
+            self.n, self.pad_token_id, self.bos_token_id, self.eos_token_id = n, 0, 1, 2
+
+        def __len__(self):
+            return self.n
+
+    steps = 3 if args.quick else args.steps
+    hf = build_model(_Tok(2048), args.preset)
+    twin = twin_of(hf)
+    x = torch.randint(3, 2048, (2, 32))
+    with torch.no_grad():
+        hf.eval(), twin.eval()
+        diff = (hf(input_ids=x).logits - twin(x)).abs().max().item()
+    print(f"{args.preset}: {count_parameters(hf) / 1e6:.2f}M parameters; max |logit difference| HF vs plain = {diff:.2e}")
+
+    rows = []
+    for bf16 in (False, True):
+        hf_rate = train_rate(hf_loss_labels, hf, args.batch, args.seq, steps, bf16)
+        naive = train_rate(hf_loss_default, hf, args.batch, args.seq, steps, bf16)
+        plain = train_rate(plain_loss, twin, args.batch, args.seq, steps, bf16)
+        mode = "bf16 autocast" if bf16 else "fp32"
+        rows.append({"what": f"train {mode}", "hf": hf_rate, "hf_naive": naive, "plain": plain})
+
+    hf.eval(), twin.eval()
+    for batch in (1, 16):
+        def hf_gen(ids, n):
+            with torch.no_grad():
+                return hf.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n,
+                                   min_new_tokens=n, do_sample=False, pad_token_id=0)
+
+        def plain_gen(ids, n):
+            return twin.generate(ids, n)
+
+        reps = 1 if args.quick else 3
+        rows.append({"what": f"generate greedy, batch {batch}",
+                     "hf": gen_rate(hf_gen, batch, 128, 32, reps), "hf_naive": float("nan"),
+                     "plain": gen_rate(plain_gen, batch, 128, 32, reps)})
+
+    print(f"\n{'tokens/s':<28}{'HF':>10}{'HF naive':>10}{'plain':>10}{'HF/plain':>10}")
+    for r in rows:
+        r["ratio"] = r["hf"] / r["plain"]
+        naive = "" if math.isnan(r["hf_naive"]) else f"{r['hf_naive']:.0f}"
+        print(f"{r['what']:<28}{r['hf']:>10.0f}{naive:>10}{r['plain']:>10.0f}{r['ratio']:>10.2f}")
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "lm_throughput.json").write_text(json.dumps(
+        {"preset": args.preset, "batch": args.batch, "seq": args.seq, "logit_diff": diff, "rows": rows}, indent=2))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    names = [r["what"] for r in rows]
+    xs = range(len(rows))
+    ax.bar([i - 0.2 for i in xs], [r["hf"] for r in rows], 0.4, label="transformers (dca path)")
+    ax.bar([i + 0.2 for i in xs], [r["plain"] for r in rows], 0.4, label="plain torch twin")
+    ax.set_xticks(list(xs), names, rotation=15, fontsize=8)
+    ax.set_ylabel("tokens / s")
+    ax.set_title(f"{args.preset} LM throughput, 2 threads")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(OUT / "lm_throughput.png", dpi=100)
+    print(f"\nwrote {OUT / 'lm_throughput.json'} and .png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
