@@ -21,7 +21,7 @@ from typing import Any
 
 from dca.abilities import Knowledge, Logic, Wording, check_ability
 from dca.graph import Abilities, build_graph, cited_evidence
-from dca.reasoning.steps import Function, Interpreter
+from dca.reasoning.steps import Interpreter
 from dca.types import Compute, Event, Evidence, Result, Step
 from dca.verifier import FailurePolicy, Verifier
 
@@ -44,7 +44,7 @@ class Agent:
     """
 
     def __init__(self, *, logic: Logic, knowledge: Knowledge | None = None, wording: Wording | None = None,
-                 verifier: Verifier | None | Any = _DEFAULT, top_k: int = 5, tools: list[Function] | None = None,
+                 verifier: Verifier | None | Any = _DEFAULT, top_k: int = 5, tools: list[Any] | None = None,
                  checkpoint: str | Path | Any | None = None, trace_dir: str | Path | None = None,
                  seed: int | None = 0, name: str = "agent", recursion_limit: int | None = None):
         check_ability("logic", logic)
@@ -54,9 +54,10 @@ class Agent:
             check_ability("wording", wording)
         self.name = name
         self.verifier: Verifier | None = Verifier() if verifier is _DEFAULT else verifier
-        interp = Interpreter()
-        if tools:
-            interp = interp.with_functions({t.name: t for t in tools})
+        from dca.tools import as_function, registered_tools
+
+        extra = {**registered_tools(), **{f.name: f for f in map(as_function, tools or [])}}
+        interp = Interpreter().with_functions(extra) if extra else Interpreter()
         self.abilities = Abilities(logic=logic, knowledge=knowledge, wording=wording, verifier=self.verifier,
                                    interpreter=interp, top_k=top_k, seed=seed)
         self.trace_dir = Path(trace_dir) if trace_dir else None

@@ -157,3 +157,14 @@ def test_traces_are_written_as_jsonl(tmp_path):
     rows = [json.loads(ln) for ln in (tmp_path / "abc.jsonl").read_text().splitlines()]
     assert rows[0]["kind"] == "retrieved" and rows[-1]["type"] == "result"
     assert rows[-1]["answer"] == r.answer
+
+
+def test_tools_become_step_functions():
+    def growth(new: float, old: float) -> float:
+        """Percent growth."""
+        return (new - old) / old * 100
+
+    r = agent([["answer = growth(5829, 5735)"]], tools=[growth]).run(TASK)
+    assert r.verified and r.answer == pytest.approx((5829 - 5735) / 5735 * 100)
+    r = agent([["answer = growth(5829, 5735)"]]).run(TASK)  # not registered for this agent
+    assert not r.verified and "growth() is not an allowed function" in r.attempts[0].verdict.reason
