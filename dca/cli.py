@@ -182,6 +182,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from dca.serve import run_server
+
+    return run_server(_load_pipeline(args), host=args.host, port=args.port, max_concurrency=args.max_concurrency,
+                      log_level=args.log_level)
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from dca.docgen import write_docs
+
+    return write_docs(args.target, out=args.out, check=args.check)
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from dca.models.registry import resolve_model
 
@@ -244,7 +257,27 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="build (if needed) and locate models, e.g. dca:tiny-policy")
     models.add_argument("names", nargs="+")
     models.set_defaults(func=cmd_models)
+    _register_serve(sub, config_args)
+    _register_docs(sub)
     return p
+
+
+def _register_serve(sub, config_args: Callable[[argparse.ArgumentParser], None]) -> None:
+    serve = sub.add_parser("serve", help="serve a pipeline over HTTP (run, stream events, resume threads)")
+    config_args(serve)
+    serve.add_argument("--host", help="address to listen on (default: serve.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="TCP port, 0 for any free one (default: serve.port, 8000)")
+    serve.add_argument("--max-concurrency", type=int, help="runs executed at once (default: serve.max_concurrency)")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.set_defaults(func=cmd_serve)
+
+
+def _register_docs(sub) -> None:
+    docs = sub.add_parser("docs", help="generate the reference docs from the code (config | api | all)")
+    docs.add_argument("target", choices=["config", "api", "all"], help="which reference to generate")
+    docs.add_argument("--check", action="store_true", help="only check the file is up to date (exit 1 if stale)")
+    docs.add_argument("--out", help="write here instead of docs/<target>.md")
+    docs.set_defaults(func=cmd_docs)
 
 
 def _register_retrieval(sub) -> None:

@@ -104,12 +104,34 @@ class VerifierConfig(_Section):
         return v
 
 
+class TelemetryConfig(_Section):
+    """OpenTelemetry export: one span per run and one per graph node (``dca.telemetry``)."""
+
+    exporter: Literal["none", "console", "otlp", "memory"] = Field(
+        "none", description="where spans go: none, console (stdout), otlp (a collector, over gRPC) or memory (tests)")
+    endpoint: str | None = Field(None, description="OTLP collector address, e.g. http://localhost:4317 (exporter otlp)")
+    headers: dict[str, str] = Field(default_factory=dict, description="extra OTLP request headers, e.g. an API key")
+    insecure: bool = Field(True, description="OTLP without TLS (a collector on localhost or inside the cluster)")
+    service_name: str = Field("dca", min_length=1, description="the service.name resource attribute of the spans")
+
+
 class RunConfig(_Section):
     """Where runs are checkpointed and traced."""
 
     checkpoint: str | None = Field(".dca/runs.sqlite", description="SQLite file for LangGraph checkpoints (null: in memory)")
     trace_dir: str | None = Field(".dca/traces", description="directory for JSONL run traces (null: no traces)")
     max_graph_steps: int | None = Field(None, ge=10, description="LangGraph recursion limit (default: derived from the budgets)")
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+
+
+class ServeConfig(_Section):
+    """``dca serve``: the HTTP server for this pipeline (the command line may override host and port)."""
+
+    host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0: every interface)")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port)")
+    max_concurrency: int = Field(4, ge=1, le=256, description="runs executed at once; further requests wait their turn")
+    warmup: list[str] = Field(default_factory=list,
+                              description="tasks run once at start-up, so models are loaded before the first request")
 
 
 class PipelineConfig(_Section):
@@ -122,6 +144,7 @@ class PipelineConfig(_Section):
     wording: WordingConfig = Field(default_factory=WordingConfig)
     verifier: VerifierConfig = Field(default_factory=VerifierConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
 
 def graph_step_budget(cfg: PipelineConfig) -> int:

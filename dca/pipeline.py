@@ -119,6 +119,7 @@ class Pipeline:
                 verifier=self.build_verifier(), top_k=self.config.knowledge.top_k,
                 checkpoint=run.checkpoint, trace_dir=run.trace_dir, seed=self.config.logic.seed,
                 name=self.config.name, recursion_limit=run.max_graph_steps,
+                telemetry=run.telemetry,
             )
         return self._agent
 
