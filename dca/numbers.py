@@ -125,3 +125,76 @@ def scale_of(text: str) -> float:
         if word in t:
             return f
     return 1.0
+
+
+# --------------------------------------------------------------------------- numbers written in words
+
+_UNITS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen".split())}
+_TENS = {w: 10 * (i + 2) for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())}
+# words that state a multiple or a fraction: "twice" is 2, "a third" is 3 parts (1/3 each)
+_MULTIPLES = {
+    "twice": (2,), "double": (2,), "doubled": (2,), "doubles": (2,), "pair": (2,), "couple": (2,),
+    "triple": (3,), "tripled": (3,), "triples": (3,), "thrice": (3,), "quadruple": (4,), "quadrupled": (4,),
+    "half": (2, 0.5), "halves": (2, 0.5), "halved": (2, 0.5), "dozen": (12,), "dozens": (12,),
+}
+_ORDINALS = {w: i for i, w in enumerate(
+    "_ _ _ third fourth fifth sixth seventh eighth ninth tenth".split()) if w != "_"}
+_ORDINALS["quarter"] = 4
+_WORD_RE = re.compile(r"[a-z]+")
+_FRACTION_RE = re.compile(r"(?<![\d.,/])(\d+)\s*/\s*(\d+)(?![\d.,/])")
+_ORDINAL_DIGITS_RE = re.compile(r"(?<![\d.,])(\d+)(?:st|nd|rd|th)\b")
+_AND_A_HALF_RE = re.compile(r"(?<![\d.,])(\d+)\s+(?:and\s+a\s+half|1/2|½)")
+_SCALED_RE = re.compile(r"(?<![\d.,])(\d[\d,]*(?:\.\d+)?)\s*(thousand|million|billion)\b", re.I)
+
+
+def spelled_numbers(text: str) -> list[float]:
+    """Values a text states without writing them as one plain number: number words ("twenty-five",
+    "three hundred"), multiples and fractions ("twice" 2, "half" 2 and 0.5, "a third" 3 and 1/3,
+    "dozen" 12, "one and a half" 1.5), digit fractions and ordinals ("3/4" 0.75, "4th" 4) and
+    scaled numbers ("2.5 million" 2500000)."""
+    t = (text or "").lower()
+    out: list[float] = []
+    words = _WORD_RE.findall(t.replace("-", " "))
+    current: float | None = None
+    previous: float | None = None
+    for w in words + [""]:
+        if w in _UNITS or w in _TENS:
+            v = _UNITS.get(w, _TENS.get(w, 0))
+            joins = current is not None and ((current >= 100 and current % 100 == 0) or
+                                             (v < 10 and current % 10 == 0 and 20 <= current % 100 <= 90))
+            if current is not None and not joins:
+                out.append(float(current))
+            current = current + v if joins else v
+            continue
+        if w == "hundred":  # "three hundred", or "a hundred"
+            current = 100 if current is None else current * 100
+            continue
+        if w in ("thousand", "million", "billion") and current is not None:
+            current *= SCALES[w]
+            continue
+        before = current if current is not None else previous  # "one and a half", "two thirds"
+        if current is not None:
+            out.append(float(current))
+        current = None
+        previous = before if w in ("and", "a", "an") else None
+        if w in _MULTIPLES:
+            out.extend(float(v) for v in _MULTIPLES[w])
+            if w == "half" and before is not None:
+                out.append(before + 0.5)
+        base = w[:-1] if w.endswith("s") and w[:-1] in _ORDINALS else w
+        if base in _ORDINALS:
+            n = _ORDINALS[base]
+            out.extend((float(n), 1.0 / n) + ((before / n,) if before else ()))
+    for m in _FRACTION_RE.finditer(t):
+        den = float(m.group(2))
+        if den:
+            out.append(float(m.group(1)) / den)
+    for m in _ORDINAL_DIGITS_RE.finditer(t):  # "4th" is glued to letters, so find_numbers skips it
+        out.append(float(m.group(1)))
+    for m in _AND_A_HALF_RE.finditer(t):
+        out.append(float(m.group(1)) + 0.5)
+    for m in _SCALED_RE.finditer(t):
+        out.append(float(m.group(1).replace(",", "")) * SCALES[m.group(2).lower()])
+    return out

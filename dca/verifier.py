@@ -1,21 +1,192 @@
 """The step verifier: every executed step is checked before the next one builds on it.
 
-A check is a small object with a ``name`` that returns a ``Verdict``; the verifier runs its
-checks in order and reports the first failure with a one-line reason. The failure policy
-(retries with a temperature schedule, backtracking, the "unverified" stop) is configured here
-and carried out by the graph (``dca.graph``).
+A check is a small object with a ``name`` that returns a ``Verdict`` with a one-line reason on
+failure; the verifier runs its checks in order and reports the first failure. The programmatic
+checks see what can be seen from the step, the task and the evidence (does it parse and run,
+does a stated value match, does every number come from somewhere, do units agree); a learned step
+scorer plugs in as one more check (``step_scorer``) for what they cannot see. The failure policy
+(resample with a temperature schedule, backtrack, stop "unverified") is configured here and
+carried out by the graph (``dca.graph``).
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol, runtime_checkable
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable, Protocol, runtime_checkable
 
-from dca.numbers import find_numbers, in_pool, number_pool
-from dca.reasoning.steps import ANSWER, ParsedStep, format_value, values_match
+from dca.numbers import find_numbers, spelled_numbers
+from dca.reasoning.steps import ANSWER, Interpreter, ParsedStep, StepError, format_value, values_match
 from dca.types import Evidence, Step, Value, Verdict
 
-DEFAULT_CONSTANTS: tuple[float, ...] = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 24, 52, 60, 100, 1000, 1_000_000)
+# Numbers any step may use without finding them in the task: identity, doubling and percent.
+# Unit conversions (60 minutes, 7 days, 12 months, ...) are allowed when the task names the unit.
+DEFAULT_CONSTANTS: tuple[float, ...] = (0, 1, 2, 100)
+
+# A unit or shape the task names -> the conversion factors and counts it makes legitimate operands.
+# Words end in "*" to match as a prefix ("kilo*": kilogram, kilometre).
+UNIT_FACTORS: tuple[tuple[frozenset[str], tuple[float, ...]], ...] = tuple((frozenset(w.split()), f) for w, f in (
+    ("hour hours hourly minute minutes min mins", (60,)),
+    ("second seconds sec secs", (60, 3600)),
+    ("day days daily hour hours overnight", (24,)),
+    ("day days daily week weeks weekly", (7,)),
+    ("week weeks weekly", (52,)),
+    ("fortnight fortnights", (14,)),
+    ("month months monthly", (12, 30, 31, 28, 4)),
+    ("year years yearly annual annually decade decades", (12, 52, 365, 10)),
+    ("feet foot inch inches", (12,)),
+    ("yard yards", (3, 36)),
+    ("pound pounds ounce ounces lb lbs", (16,)),
+    ("gallon gallons", (4, 8, 16, 128)),
+    ("quart quarts", (2, 4, 32)),
+    ("pint pints", (2, 16)),
+    ("cup cups", (8,)),
+    ("cent cents penny pennies dollar dollars $", (100, 0.01)),
+    ("quarter quarters", (0.25, 25, 4)),
+    ("dime dimes", (0.1, 10)),
+    ("nickel nickels", (0.05, 5)),
+    ("% percent percentage", (100, 0.01)),
+    ("kilo* gram grams meter meters metre metres liter liters litre litres milli* km kg", (1000,)),
+    ("century centuries", (100,)),
+    ("dozen dozens", (12,)),
+    ("thousand thousands", (1000,)),
+    ("million millions", (1000, 1_000_000)),
+    ("billion billions", (1000, 1_000_000_000)),
+    ("mile miles", (5280,)),
+    ("square squares rectangle*", (4,)),
+    ("triangle*", (3,)),
+    ("weekday weekdays workweek", (5,)),
+    ("weekend weekends", (2,)),
+    ("april june september november", (30,)),
+    ("january march july august october december", (31,)),
+    ("february", (28, 29)),
+    ("deck", (52,)),
+))
+# Phrases, tried only when their first word occurs: "half an hour" is 30 minutes.
+UNIT_PHRASES: tuple[tuple[str, re.Pattern, tuple[float, ...]], ...] = tuple(
+    (first, re.compile(p, re.I), f) for first, p, f in (
+        ("half", r"\bhalf[- ]an?[- ]?hour|\bhalf[- ]hour", (30,)),
+        ("quarter", r"\bquarter[- ]of[- ]an[- ]hour|\bquarter[- ]hour", (15,)),
+        ("leap", r"\bleap year", (366,)),
+        ("school", r"\bschool ?days?\b", (5,)),
+        ("monday", r"\bmonday\s+(to|through|-)\s+friday", (5,)),
+        ("work", r"\bwork ?week", (5,)),
+        ("cent", r"\bper cent\b", (100, 0.01)),
+    ))
+_WORDS = re.compile(r"[a-z]+|[$%]")
+
+
+def unit_factors(text: str) -> set[float]:
+    """The conversion factors and counts the units and shapes named in ``text`` make legitimate."""
+    lower = (text or "").lower()
+    words = set(_WORDS.findall(lower))
+    out: set[float] = set()
+    for keys, factors in UNIT_FACTORS:
+        if words & keys or any(k.endswith("*") and any(w.startswith(k[:-1]) for w in words) for k in keys):
+            out.update(factors)
+    for first, pattern, factors in UNIT_PHRASES:
+        if first in words and pattern.search(lower):
+            out.update(factors)
+    return out
+
+
+_PERCENT_WORD = re.compile(r"(\d[\d,]*(?:\.\d+)?)\s*(?:percent|per cent)\b", re.I)
+_SPELLED_PERCENT = re.compile(r"([a-z]+(?:[- ][a-z]+)?)\s+(?:percent|per cent)\b", re.I)
+_SCALE_NAMES = ("thousand", "million", "billion")
+_TEXT_SCALE = re.compile(r"\bin\s+(thousands|millions|billions)\b", re.I)
+_ASKS_PERCENT = re.compile(r"\bpercent(age)?\b(?!\s+points?)|%", re.I)
+_WORD = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
+_STOP = frozenset("the of in and a an to for on at by is was what were from as with how much many does did "
+                  "do this that its it be are".split())
+
+
+def _key(x: float) -> float:
+    return round(abs(float(x)), 6)
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased words of a text without the most common function words (for lexical overlap)."""
+    return {w for w in _WORD.findall((text or "").lower()) if w not in _STOP}
+
+
+# --------------------------------------------------------------------------- grounding pool
+
+
+@dataclass
+class NumberPool:
+    """The numbers a step may write as literals, with where each came from and its unit if known.
+
+    ``units`` maps a value to the unit tags of the places it was found: "percent", or a scale
+    ("thousand", "million", "billion") declared by the evidence; "" where nothing is declared.
+    """
+
+    values: dict[float, str] = field(default_factory=dict)
+    units: dict[float, set[str]] = field(default_factory=dict)
+
+    def add(self, x: float, source: str, unit: str = "") -> None:
+        k = _key(x)
+        self.values.setdefault(k, source)
+        self.units.setdefault(k, set()).add(unit)
+
+    def has(self, x: float) -> bool:
+        return _key(x) in self.values
+
+    def unit(self, x: float) -> str | None:
+        """The one unit ``x`` has wherever it appears, or None when unknown or ambiguous."""
+        tags = self.units.get(_key(x), set())
+        return next(iter(tags)) or None if len(tags) == 1 else None
+
+
+def evidence_scale(e: Evidence) -> str:
+    """The scale an evidence chunk declares: its metadata, else "(in thousands)" in its text."""
+    scale = str(e.metadata.get("scale") or "").lower()
+    if scale in _SCALE_NAMES:
+        return scale
+    m = _TEXT_SCALE.search(e.text)
+    return m.group(1).lower()[:-1] if m else ""
+
+
+def grounding_pool(task: str, evidence: Iterable[Evidence] = (), constants: Iterable[float] = DEFAULT_CONSTANTS,
+                   units: bool = True) -> NumberPool:
+    """Every number a step may use: the task's and the evidence's numbers as reports write them
+    ("5,829", "(5,735)", "12.5%" also as 0.125 and its complements 87.5 / 0.875 / 1.125, number
+    words, fractions, "2.5 million"), the constants, and (``units``) the conversion factors of the
+    units the texts name."""
+    pool = NumberPool()
+    for c in constants:
+        pool.add(c, "constant")
+    texts = [(task, "task", "")] + [(e.text, e.id, evidence_scale(e)) for e in evidence]
+    years = sorted({n.value for n in find_numbers(task) if n.is_year})
+    for i, a in enumerate(years):  # "from 2016 to 2018": 2 years apart, 3 years counted
+        for b in years[i + 1:]:
+            if b - a <= 30:
+                pool.add(b - a, "task years", "")
+                pool.add(b - a + 1, "task years", "")
+    for text, source, scale in texts:
+        worded = {float(m.group(1).replace(",", "")) for m in _PERCENT_WORD.finditer(text)}  # "20 percent"
+        for n in find_numbers(text):
+            pct = n.percent or abs(n.value) in worded
+            pool.add(n.value, source, "percent" if pct else ("" if n.is_year else scale))
+            if pct:
+                _add_percent(pool, abs(n.value), source)
+        for m in _SPELLED_PERCENT.finditer(text):  # "twenty percent"
+            for p in spelled_numbers(m.group(1))[-1:]:
+                _add_percent(pool, p, source)
+        for v in spelled_numbers(text):
+            pool.add(v, source, "")
+    if units:
+        for f in unit_factors("\n".join(t for t, _, _ in texts)):
+            pool.add(f, "unit", "")
+    return pool
+
+
+def _add_percent(pool: NumberPool, p: float, source: str) -> None:
+    """20% is also used as 0.2, and as what is left or added: 80, 0.8, 120, 1.2."""
+    for derived in (p / 100, 100 - p, 100 + p, 1 - p / 100, 1 + p / 100):
+        pool.add(derived, source, "")
+
+
+# --------------------------------------------------------------------------- context
 
 
 @dataclass
@@ -31,7 +202,18 @@ class CheckContext:
 
     def texts(self, step: Step | None = None) -> list[str]:
         """Task text plus the evidence the run has seen (cited evidence of ``step`` first)."""
-        return [self.task] + [e.text for e in self.evidence]
+        cited = set(step.evidence_ids) if step else set()
+        first = [e.text for e in self.evidence if e.id in cited]
+        return [self.task] + first + [e.text for e in self.evidence if e.id not in cited]
+
+    @property
+    def pool(self) -> NumberPool:
+        """The grounding pool of this task and evidence (built once per run, cached by the verifier)."""
+        return self.verifier.pool(self.task, self.evidence)
+
+    def earlier_values(self) -> list[float]:
+        vals = [s.value for s in self.steps] + list(self.env.values())
+        return [float(v) for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
 @runtime_checkable
@@ -43,7 +225,12 @@ class Check(Protocol):
     def __call__(self, step: Step, ctx: CheckContext) -> Verdict: ...
 
 
+# --------------------------------------------------------------------------- checks
+
+
 class Parses:
+    """The step is one ``name = expression`` line of the step language."""
+
     name = "parses"
 
     def __call__(self, step: Step, ctx: CheckContext) -> Verdict:
@@ -53,6 +240,8 @@ class Parses:
 
 
 class Executes:
+    """The interpreter computed a value (no division by zero, no undefined name, within bounds)."""
+
     name = "executes"
 
     def __call__(self, step: Step, ctx: CheckContext) -> Verdict:
@@ -81,32 +270,223 @@ class StatedValue:
 
 
 class Grounded:
-    """Every number literal must come from the task, the evidence, or the allowed constants;
-    every name from an earlier verified step (the interpreter already refuses unknown names)."""
+    """Every number literal comes from the task, the evidence, an earlier step's value (also as
+    written rounded) or the allowed constants and unit factors; every name is an earlier step.
+
+    ``derived`` also accepts a literal that one operation on two of the task's or evidence's
+    numbers gives (arithmetic done "in the head", as GSM8K solutions often do), at some cost in
+    the errors caught.
+    """
 
     name = "grounded"
+
+    def __init__(self, derived: bool = False):
+        self.derived = derived
 
     def __call__(self, step: Step, ctx: CheckContext) -> Verdict:
         if ctx.parsed is None:
             return Verdict.passed(self.name)
-        pool = number_pool(ctx.texts(step))
-        constants = ctx.verifier.constants
-        for x in ctx.parsed.numbers:
-            if in_pool(x, constants) or in_pool(x, pool):
-                continue
-            return Verdict.failed(self.name, f"operand {format_value(x)} is not in the task, the evidence "
-                                             f"or the allowed constants")
         earlier = {s.target for s in ctx.steps}
-        for name in ctx.parsed.names:
+        for name in sorted(ctx.parsed.names):
             if name not in earlier and name not in ctx.env:
                 return Verdict.failed(self.name, f"name {name!r} is not an earlier verified step")
+        if not ctx.parsed.numbers:
+            return Verdict.passed(self.name)
+        pool = ctx.pool
+        values = ctx.earlier_values()
+        for x in ctx.parsed.numbers:
+            if pool.has(x) or _repeats(x, values) or (self.derived and _derived(x, pool)):
+                continue
+            if float(x).is_integer() and x in _term_counts(ctx):  # the 3 of "(a + b + c) / 3"
+                continue
+            return Verdict.failed(self.name, f"operand {format_value(x)} is not in the task, the evidence, "
+                                             f"an earlier step or the allowed constants")
         return Verdict.passed(self.name)
 
 
+def _term_counts(ctx: CheckContext) -> set[int]:
+    """How many terms earlier steps (and this one) add up: an average divides by that count."""
+    import ast
+
+    counts: set[int] = set()
+    trees = [ctx.verifier.tree_of(s) for s in ctx.steps] + [ctx.parsed.tree if ctx.parsed else None]
+    for tree in trees:
+        if tree is None:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("sum", "mean"):
+                counts.add(len(node.args[0].elts) if len(node.args) == 1 and isinstance(node.args[0], ast.List)
+                           else len(node.args))
+            elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+                n, cur = 1, node
+                while isinstance(cur, ast.BinOp) and isinstance(cur.op, (ast.Add, ast.Sub)):
+                    n, cur = n + 1, cur.left
+                counts.add(n)
+    return counts
+
+
+def _repeats(x: float, values: list[float]) -> bool:
+    """Is ``x`` an earlier value, or one written rounded to as many decimals as ``x`` shows?"""
+    s = format_value(abs(x), 12)
+    d = len(s.split(".")[1]) if "." in s else 0
+    for v in values:
+        if _key(v) == _key(x) or (d and round(abs(v), d) == round(abs(x), d)):
+            return True
+    return False
+
+
+def _derived(x: float, pool: NumberPool) -> bool:
+    """Is ``x`` one operation (+ - * /) on two numbers of the task or evidence (constants excluded)?"""
+    nums = [v for v, src in pool.values.items() if src != "constant" and v]
+    target = _key(x)
+    for i, a in enumerate(nums):
+        for b in nums[i:]:
+            for r in (a + b, abs(a - b), a * b, a / b, b / a):
+                if _key(r) == target:
+                    return True
+    return False
+
+
+class Units:
+    """Units and scales agree where they are known: no adding an amount in thousands to one in
+    millions, a percentage to an amount or to a ratio; and the answer is in the form the question
+    asks for (a percentage, "in millions"). ``percent_answer`` says how a percentage question
+    wants its answer: "percent" (23.4), "ratio" (0.234) or "either"."""
+
+    name = "units"
+
+    def __init__(self, percent_answer: str = "either"):
+        if percent_answer not in ("either", "percent", "ratio"):
+            raise ValueError(f"units: percent_answer must be either, percent or ratio, got {percent_answer!r}")
+        self.percent_answer = percent_answer
+
+    def __call__(self, step: Step, ctx: CheckContext) -> Verdict:
+        if ctx.parsed is None:
+            return Verdict.passed(self.name)
+        known = {e.id: e for e in ctx.evidence}
+        names: dict[str, str | None] = {}
+        try:
+            for s in ctx.steps:
+                tree = ctx.verifier.tree_of(s)
+                names[s.target] = None if tree is None else _unit(tree, ctx.pool, names, _cited_unit(s, known))
+            unit = _unit(ctx.parsed.tree, ctx.pool, names, _cited_unit(step, known))
+        except _UnitClash as clash:
+            return Verdict.failed(self.name, str(clash))
+        if step.target == ANSWER:
+            return self._answer(unit, ctx.task)
+        return Verdict.passed(self.name)
+
+    def _answer(self, unit: str | None, task: str) -> Verdict:
+        if _ASKS_PERCENT.search(task):
+            if unit in _SCALE_NAMES:
+                return Verdict.failed(self.name, f"the question asks for a percentage but the answer is an "
+                                                 f"amount in {unit}s")
+            if self.percent_answer == "percent" and unit == "ratio":
+                return Verdict.failed(self.name, "the question asks for a percentage but the answer is a ratio "
+                                                 "(multiply by 100)")
+            if self.percent_answer == "ratio" and unit == "percent":
+                return Verdict.failed(self.name, "the question wants the percentage as a ratio but the answer "
+                                                 "is in percent (divide by 100)")
+        asked = _TEXT_SCALE.search(task)
+        if asked and unit in _SCALE_NAMES and unit != asked.group(1).lower()[:-1]:
+            return Verdict.failed(self.name, f"the question asks in {asked.group(1).lower()} but the answer "
+                                             f"is in {unit}s")
+        return Verdict.passed(self.name)
+
+
+class _UnitClash(Exception):
+    pass
+
+
+def _cited_unit(step: Step, known: dict[str, Evidence]) -> str | None:
+    scales = {evidence_scale(known[i]) for i in step.evidence_ids if i in known}
+    return scales.pop() or None if len(scales) == 1 else None
+
+
+def _unit(node: Any, pool: NumberPool, names: dict[str, str | None], lookup_unit: str | None) -> str | None:
+    """The unit of an expression: "percent", "ratio", a scale, "pure" (a constant) or None (unknown);
+    raises ``_UnitClash`` where two known units are combined in a way that cannot be right."""
+    import ast
+
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+            return None
+        src = pool.values.get(_key(node.value), "")
+        return "pure" if src in ("constant", "unit") else pool.unit(node.value)
+    if isinstance(node, ast.Name):
+        return names.get(node.id)
+    if isinstance(node, ast.UnaryOp):
+        return _unit(node.operand, pool, names, lookup_unit)
+    if isinstance(node, ast.Call):
+        fname = getattr(node.func, "id", "")
+        if fname == "lookup":
+            return lookup_unit
+        args = [_unit(a, pool, names, lookup_unit) for a in node.args]
+        if fname in ("min", "max", "sum", "mean", "abs", "round", "floor", "ceil"):
+            return _combine(args[0] if args else None, args[1:], "combines")
+        return None
+    if isinstance(node, ast.Compare):
+        units = [_unit(node.left, pool, names, lookup_unit)] + [_unit(c, pool, names, lookup_unit)
+                                                              for c in node.comparators]
+        _combine(units[0], units[1:], "compares")
+        return None
+    if isinstance(node, ast.BinOp):
+        a = _unit(node.left, pool, names, lookup_unit)
+        b = _unit(node.right, pool, names, lookup_unit)
+        op = type(node.op).__name__
+        if op in ("Add", "Sub"):
+            return _combine(a, [b], "adds" if op == "Add" else "subtracts")
+        if op == "Mult":
+            if "ratio" in (a, b) and _is_hundred(node):
+                return "percent"
+            for x, y in ((a, b), (b, a)):  # an amount times a rate stays an amount
+                if x in _SCALE_NAMES:
+                    return x if y in ("percent", "ratio") else None
+            return None
+        if op == "Div":
+            if a == "percent" and _is_hundred(node, right=True):
+                return "ratio"
+            if a in _SCALE_NAMES and b in _SCALE_NAMES:
+                if a != b:
+                    raise _UnitClash(f"divides an amount in {a}s by one in {b}s")
+                return "ratio"
+    return None
+
+
+def _combine(first: str | None, rest: list[str | None], verb: str) -> str | None:
+    unit = first
+    for other in rest:
+        if unit in (None, "pure"):
+            unit = other if other != "pure" else unit
+            continue
+        if other in (None, "pure") or other == unit:
+            continue
+        if unit in _SCALE_NAMES and other in _SCALE_NAMES:
+            raise _UnitClash(f"{verb} an amount in {unit}s and one in {other}s")
+        kinds = {unit, other}
+        if "percent" in kinds and kinds & set(_SCALE_NAMES):
+            scale = (kinds - {"percent"}).pop()
+            raise _UnitClash(f"{verb} a percentage and an amount in {scale}s")
+        if kinds == {"percent", "ratio"}:
+            raise _UnitClash(f"{verb} a percentage and a ratio (one of them needs * 100 or / 100)")
+    return unit
+
+
+def _is_hundred(node: Any, right: bool = False) -> bool:
+    import ast
+
+    sides = [node.right] if right else [node.left, node.right]
+    return any(isinstance(s, ast.Constant) and s.value == 100 for s in sides)
+
+
 class LookupRelevant:
-    """A lookup must return evidence scoring at least ``lookup_min_score``."""
+    """A lookup must rely on evidence that scores at least the verifier's ``lookup_min_score`` and
+    shares at least ``min_overlap`` of the query's content words."""
 
     name = "lookup_relevant"
+
+    def __init__(self, min_overlap: float = 0.3):
+        self.min_overlap = float(min_overlap)
 
     def __call__(self, step: Step, ctx: CheckContext) -> Verdict:
         if ctx.parsed is None or "lookup" not in ctx.parsed.calls:
@@ -118,11 +498,17 @@ class LookupRelevant:
         if best < ctx.verifier.lookup_min_score:
             return Verdict.failed(self.name, f"best lookup evidence scores {best:.2f}, below "
                                              f"{ctx.verifier.lookup_min_score:.2f}")
+        words = set().union(*(content_words(e.text) for e in cited))
+        for query in ctx.parsed.strings:
+            q = content_words(query)
+            if q and len(q & words) / len(q) < self.min_overlap:
+                return Verdict.failed(self.name, f"the evidence shares {len(q & words)} of {len(q)} words with "
+                                                 f"the query {query[:60]!r}")
         return Verdict.passed(self.name)
 
 
 class AnswerFormat:
-    """The final answer must be a finite number, a bool or a short string."""
+    """The final answer is a finite number, a yes/no or a short text."""
 
     name = "answer_format"
 
@@ -130,41 +516,143 @@ class AnswerFormat:
         if step.target != ANSWER:
             return Verdict.passed(self.name)
         v = step.value
-        if isinstance(v, bool) or (isinstance(v, (int, float))):
+        if isinstance(v, bool) or isinstance(v, (int, float)):
             return Verdict.passed(self.name)
         if isinstance(v, str) and 0 < len(v) <= 200:
             return Verdict.passed(self.name)
         return Verdict.failed(self.name, f"answer must be a number, yes/no or short text, got {v!r}")
 
 
-CHECKS: dict[str, Callable[[], Check]] = {
+class Plausible:
+    """Word-problem sense (for GSM8K-like pipelines, not financial ones): no negative quantity when
+    the task states none, and the answer to "how many" is a whole, non-negative number."""
+
+    name = "plausible"
+
+    def __call__(self, step: Step, ctx: CheckContext) -> Verdict:
+        v = step.value
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return Verdict.passed(self.name)
+        if v < 0 and not any(n.value < 0 for n in find_numbers(ctx.task)):
+            return Verdict.failed(self.name, f"{step.target} = {format_value(v)} is negative, but the task "
+                                             f"has no negative quantity")
+        if step.target == ANSWER and re.search(r"\bhow many\b", ctx.task, re.I) and not float(v).is_integer():
+            unit = re.search(r"\bhow many\s+(\w+)", ctx.task, re.I)
+            if unit and not re.fullmatch(r"(hours?|minutes?|miles?|dollars?|pounds?|kilo\w*|liters?|gallons?|"
+                                         r"cups?|feet|inches|meters?|years?|days?|weeks?|times|percent)",
+                                         unit.group(1).lower()):
+                return Verdict.failed(self.name, f"'how many {unit.group(1)}' needs a whole number, "
+                                                 f"got {format_value(v)}")
+        return Verdict.passed(self.name)
+
+
+class StepScore:
+    """A learned step scorer (process reward model) as a check: the step passes if the scorer gives
+    it at least ``min_score``. ``scorer`` is an object with ``score(task, steps, step) -> float``
+    (or a callable with that signature), or a ``"module:attr"`` naming one (or a factory of one)."""
+
+    name = "step_scorer"
+
+    def __init__(self, scorer: Any = None, min_score: float = 0.5, **options: Any):
+        if scorer is None:
+            raise ValueError("step_scorer: needs a scorer (an object, a callable or 'module:attr')")
+        if isinstance(scorer, str):
+            scorer = _resolve(scorer, options)
+        fn = getattr(scorer, "score", scorer)
+        if not callable(fn):
+            raise TypeError(f"step_scorer: {type(scorer).__name__} has no score(task, steps, step) method")
+        self._score = fn
+        self.min_score = float(min_score)
+
+    def __call__(self, step: Step, ctx: CheckContext) -> Verdict:
+        if ctx.parsed is None or step.error:
+            return Verdict.passed(self.name)
+        s = float(self._score(ctx.task, ctx.steps, step))
+        step.score = s
+        if s < self.min_score:
+            return Verdict.failed(self.name, f"the step scorer rates this step {s:.2f}, below {self.min_score:.2f}")
+        return Verdict.passed(self.name)
+
+
+def _resolve(target: str, options: dict[str, Any]) -> Any:
+    from importlib import import_module
+
+    module, _, attr = target.partition(":")
+    try:
+        obj = getattr(import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"step_scorer: cannot load {target!r} ({exc})") from None
+    if isinstance(obj, type) or options:
+        obj = obj(**options)
+    return obj
+
+
+CHECKS: dict[str, Callable[..., Check]] = {
     "parses": Parses,
     "executes": Executes,
     "stated_value": StatedValue,
     "grounded": Grounded,
+    "units": Units,
     "lookup_relevant": LookupRelevant,
     "answer_format": AnswerFormat,
+    "plausible": Plausible,
+    "step_scorer": StepScore,
 }
-DEFAULT_CHECKS = ("parses", "executes", "stated_value", "grounded", "lookup_relevant", "answer_format")
+DEFAULT_CHECKS = ("parses", "executes", "stated_value", "grounded", "units", "lookup_relevant", "answer_format")
 
 
-def register_check(name: str, factory: Callable[[], Check]) -> None:
+def register_check(name: str, factory: Callable[..., Check]) -> None:
     """Make a check available to pipelines by name (``verifier.checks: [..., name]``)."""
     CHECKS[name] = factory
 
 
+# --------------------------------------------------------------------------- failure policy
+
+
 @dataclass
 class FailurePolicy:
-    """What the graph does when a step fails: resample, then backtrack, then stop unverified."""
+    """What the graph does when a step fails its checks.
 
-    retries: int = 3  # proposals tried at one position before backtracking
+    At one position the graph proposes up to ``retries`` times; try ``i`` (0-based) samples at
+    ``temperature(i)`` = ``temperatures[i]``, the last entry repeating (so ``[0.0, 0.7, 1.0]`` is
+    greedy first, then hotter), and lines already rejected there are passed as ``avoid``. When the
+    tries are spent it undoes the last verified step (at most ``backtracks`` times per run), marks
+    that step's line as rejected at its position and proposes again there. When neither is left,
+    the run stops "unverified" with the failed check's name and reason. ``max_steps`` verified
+    steps without an answer also stop it.
+    """
+
+    retries: int = 3
     temperatures: list[float] = field(default_factory=lambda: [0.0, 0.7, 1.0])
-    backtracks: int = 1  # verified steps that may be undone per run
+    backtracks: int = 1
     max_steps: int = 12
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.retries, int) or self.retries < 1:
+            raise ValueError(f"FailurePolicy.retries must be an integer >= 1, got {self.retries!r}")
+        if not isinstance(self.backtracks, int) or self.backtracks < 0:
+            raise ValueError(f"FailurePolicy.backtracks must be an integer >= 0, got {self.backtracks!r}")
+        if not isinstance(self.max_steps, int) or self.max_steps < 1:
+            raise ValueError(f"FailurePolicy.max_steps must be an integer >= 1, got {self.max_steps!r}")
+        self.temperatures = [float(t) for t in self.temperatures]
+        if not self.temperatures or any(not 0.0 <= t <= 5.0 for t in self.temperatures):
+            raise ValueError(f"FailurePolicy.temperatures must be a non-empty list of values in 0..5, "
+                             f"got {self.temperatures!r}")
 
     def temperature(self, attempt: int) -> float:
         t = self.temperatures
         return t[min(attempt, len(t) - 1)] if t else 0.0
+
+    @property
+    def attempt_budget(self) -> int:
+        """The most step attempts a run can make under this policy (for graph recursion limits)."""
+        return self.max_steps * self.retries * (self.backtracks + 1) + self.max_steps
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- verifier
 
 
 class Verifier:
@@ -175,11 +663,14 @@ class Verifier:
 
     def __init__(self, checks: Iterable[str | Check] | None = None, *,
                  constants: Iterable[float] = DEFAULT_CONSTANTS, lookup_min_score: float = 0.2,
-                 policy: FailurePolicy | None = None):
+                 policy: FailurePolicy | None = None, unit_factors: bool = True):
         self.checks: list[Check] = [self._make(c) for c in (checks if checks is not None else DEFAULT_CHECKS)]
         self.constants = sorted({float(c) for c in constants})
         self.lookup_min_score = float(lookup_min_score)
         self.policy = policy or FailurePolicy()
+        self.unit_factors = unit_factors
+        self._pools: OrderedDict[tuple, NumberPool] = OrderedDict()
+        self._trees: OrderedDict[str, Any] = OrderedDict()
 
     @staticmethod
     def _make(check: str | Check) -> Check:
@@ -203,6 +694,33 @@ class Verifier:
     def check_names(self) -> list[str]:
         return [c.name for c in self.checks]
 
+    def pool(self, task: str, evidence: list[Evidence]) -> NumberPool:
+        """The grounding pool for a task and its evidence, cached (a run checks many steps against it)."""
+        key = (task, tuple((e.id, len(e.text)) for e in evidence))
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = grounding_pool(task, evidence, self.constants, self.unit_factors)
+            self._pools[key] = pool
+            if len(self._pools) > 64:
+                self._pools.popitem(last=False)
+        else:
+            self._pools.move_to_end(key)
+        return pool
+
+    def tree_of(self, step: Step) -> Any:
+        """The expression tree of an earlier, verified step (cached; None if it cannot be read)."""
+        import ast
+
+        expr = step.expr or step.text.partition("=")[2].split("#")[0]
+        if expr not in self._trees:
+            try:
+                self._trees[expr] = ast.parse(expr.strip(), mode="eval").body
+            except (SyntaxError, ValueError, RecursionError):
+                self._trees[expr] = None
+            if len(self._trees) > 4096:
+                self._trees.popitem(last=False)
+        return self._trees[expr]
+
     def check_step(self, step: Step, ctx: CheckContext) -> Verdict:
         """The first failing check's verdict, or a pass."""
         for check in self.checks:
@@ -210,6 +728,32 @@ class Verifier:
             if not verdict.ok:
                 return verdict
         return Verdict.passed("all")
+
+    def check_trace(self, task: str, lines: Iterable[str], evidence: Iterable[Evidence] = (),
+                    interpreter: Interpreter | None = None) -> list[Step]:
+        """Execute and check a whole trace outside the graph (benchmarks, data filtering); every
+        line becomes a ``Step`` with its value and verdict. Checking stops after the first failure."""
+        interp = interpreter or Interpreter()
+        evidence = list(evidence)
+        done: list[Step] = []
+        env: dict[str, Value] = {}
+        for i, line in enumerate(lines):
+            step = Step(text=line.strip(), index=i)
+            parsed = None
+            try:
+                parsed = interp.parse(step.text)
+                step.target, step.expr, step.kind, step.stated = parsed.target, parsed.expr, parsed.kind, parsed.stated
+                step.value = interp.run(parsed, env)
+            except StepError as exc:
+                step.error = str(exc)
+            ctx = CheckContext(task=task, evidence=evidence, steps=list(done), env=dict(env), parsed=parsed,
+                               verifier=self)
+            step.verdict = self.check_step(step, ctx)
+            done.append(step)
+            if not step.verdict.ok:
+                break
+            env[step.target] = step.value
+        return done
 
     def check_wording(self, text: str, answer: Value) -> Verdict:
         """The worded sentence must state the verified value (as written, rounded, or as a percent)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import inspect
 import io
+import keyword
 import math
 import re
 import statistics
@@ -279,7 +280,7 @@ def parse_step(line: str, limits: Limits = DEFAULT_LIMITS,
     target, expr = target.strip(), expr.strip()
     if expr.startswith("="):
         raise StepError("parse", f"expected 'name = expression', got a comparison {code[:60]!r}")
-    if not _NAME_RE.match(target):
+    if not _NAME_RE.match(target) or keyword.iskeyword(target):
         raise StepError("name", f"step target {target[:40]!r} must be a plain name like x1 or answer")
     fns = functions if functions is not None else _BUILTINS
     if target in fns:
