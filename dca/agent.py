@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dca.abilities import Knowledge, Logic, Wording, check_ability
+from dca.config import recursion_budget
 from dca.graph import Abilities, build_graph, cited_evidence
 from dca.reasoning.steps import Interpreter
 from dca.types import Compute, Event, Evidence, Result, Step
@@ -38,7 +39,8 @@ class Agent:
     """A dca agent: three abilities and a verifier, run as a LangGraph loop of verified steps.
 
     ``verifier`` defaults to ``Verifier()`` (all default checks); pass ``None`` to turn checking
-    off (steps are then only required to parse and execute). ``checkpoint`` is a SQLite path,
+    off (steps are then only required to parse and execute). ``policy`` (a ``FailurePolicy``)
+    overrides the verifier's retry / backtrack / step budget. ``checkpoint`` is a SQLite path,
     ``None`` for in-memory checkpoints, or any LangGraph checkpointer.
     """
 
@@ -46,7 +48,7 @@ class Agent:
                  verifier: Verifier | None | Any = _DEFAULT, top_k: int = 5, tools: list[Any] | None = None,
                  checkpoint: str | Path | Any | None = None, trace_dir: str | Path | None = None,
                  seed: int | None = 0, name: str = "agent", recursion_limit: int | None = None,
-                 telemetry: Any = None):
+                 telemetry: Any = None, policy: FailurePolicy | None = None):
         check_ability("logic", logic)
         if knowledge is not None:
             check_ability("knowledge", knowledge)
@@ -59,7 +61,7 @@ class Agent:
         extra = {**registered_tools(), **{f.name: f for f in map(as_function, tools or [])}}
         interp = Interpreter().with_functions(extra) if extra else Interpreter()
         self.abilities = Abilities(logic=logic, knowledge=knowledge, wording=wording, verifier=self.verifier,
-                                   interpreter=interp, top_k=top_k, seed=seed)
+                                   interpreter=interp, top_k=top_k, seed=seed, failure_policy=policy)
         self.trace_dir = Path(trace_dir) if trace_dir else None
         self._checkpoint = checkpoint
         self._recursion_limit = recursion_limit
@@ -88,8 +90,7 @@ class Agent:
         return self.abilities.policy
 
     def _config(self, thread_id: str) -> dict[str, Any]:
-        p = self.policy
-        limit = self._recursion_limit or 3 * (p.max_steps * p.retries * (p.backtracks + 1) + p.max_steps) + 10
+        limit = self._recursion_limit or recursion_budget(self.policy.attempt_budget)
         return {"configurable": {"thread_id": thread_id}, "recursion_limit": limit}
 
     # ------------------------------------------------------------------ running

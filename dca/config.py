@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from dca.verifier import DEFAULT_CHECKS, DEFAULT_CONSTANTS
+
 
 class ConfigError(ValueError):
     """A configuration problem, reported as one line: ``file:line field.path: expectation``."""
@@ -79,12 +81,12 @@ class WordingConfig(_Section):
 class VerifierConfig(_Section):
     """Which checks run on every step, and what happens when one fails."""
 
-    checks: list[str] = Field(
-        default_factory=lambda: ["parses", "executes", "stated_value", "grounded", "lookup_relevant", "answer_format"],
-        description="checks run on every step, in order")
+    checks: list[str] = Field(default_factory=lambda: list(DEFAULT_CHECKS),
+                              description="checks run on every step, in order")
     constants: list[float] = Field(
-        default_factory=lambda: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 24, 52, 60, 100, 1000, 1000000],
-        description="numbers a step may use without finding them in the task or evidence")
+        default_factory=lambda: list(DEFAULT_CONSTANTS),
+        description="numbers a step may use without finding them in the task or evidence "
+                    "(unit factors such as 12 months or 1000 are added when the task names the unit)")
     lookup_min_score: float = Field(0.2, ge=0.0, le=1.0, description="lowest evidence score a lookup may rely on")
     retries: int = Field(3, ge=1, le=64, description="proposals tried at one position before backtracking")
     temperatures: list[float] = Field(default_factory=lambda: [0.0, 0.7, 1.0],
@@ -150,7 +152,11 @@ class PipelineConfig(_Section):
 def graph_step_budget(cfg: PipelineConfig) -> int:
     """An upper bound on graph node visits: every attempt is propose + execute + verify."""
     v = cfg.verifier
-    attempts = v.max_steps * v.retries * (v.backtracks + 1) + v.max_steps
+    return recursion_budget(v.max_steps * v.retries * (v.backtracks + 1) + v.max_steps)
+
+
+def recursion_budget(attempts: int) -> int:
+    """LangGraph node visits ``attempts`` step attempts can take (propose, execute, verify each)."""
     return 3 * attempts + 10
 
 

@@ -57,6 +57,7 @@ class Abilities:
     top_k: int = 5
     lookup_k: int = 3
     seed: int | None = 0
+    failure_policy: FailurePolicy | None = None
 
     def __post_init__(self) -> None:
         self.interpreter = self.interpreter or Interpreter()
@@ -65,6 +66,8 @@ class Abilities:
 
     @property
     def policy(self) -> FailurePolicy:
+        if self.failure_policy is not None:
+            return self.failure_policy
         return self.verifier.policy if self.verifier else self._structural.policy
 
     @property
@@ -184,6 +187,8 @@ def build_graph(ab: Abilities):
         step.verdict = verdict
         pos = len(steps)
         out: dict[str, Any] = {"attempts": [step.to_dict()], "current": None}
+        if step.score is not None:  # a learned step scorer ran on it
+            out["compute"] = {"scorer_calls": 1}
         if verdict.ok:
             out["steps"] = [s.to_dict() for s in steps] + [step.to_dict()]
             out["tries"] = 0
