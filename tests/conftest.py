@@ -31,3 +31,11 @@ def data_dir() -> Path:
     if not DATA.exists():
         pytest.skip(f"real data not found at {DATA} (set DCA_DATA)")
     return DATA
+
+
+@pytest.fixture(scope="session")
+def micro_models(tmp_path_factory) -> dict[str, str]:
+    """Micro policy and wording models trained once per test session (seconds), in the HF layout."""
+    from dca.models.recipes import build_micro_models
+
+    return build_micro_models(tmp_path_factory.getbasetemp() / "micro-models")

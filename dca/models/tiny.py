@@ -26,10 +26,13 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    # a few hundred K parameters: trains in seconds, for tests
+    # ~0.13M parameters: trains in seconds, for tests
     "micro": Preset(hidden=64, layers=2, heads=2, intermediate=176, max_positions=512, vocab_size=512),
-    # a few M parameters: the default policy and wording models
-    "tiny": Preset(hidden=256, layers=4, heads=4, intermediate=688, max_positions=1024, vocab_size=2048),
+    # ~1.1M parameters: the default policy and wording models. Under a ~10-minute CPU budget it
+    # learned more than "small" (measured: 15% vs 8% on synthetic dev after the same wall time)
+    "tiny": Preset(hidden=128, layers=4, heads=4, intermediate=352, max_positions=1024, vocab_size=2048),
+    # ~3.7M parameters: for longer training runs
+    "small": Preset(hidden=256, layers=4, heads=4, intermediate=688, max_positions=1024, vocab_size=2048),
 }
 
 
@@ -80,3 +83,20 @@ def count_parameters(model: "PreTrainedModel") -> int:
 
 def preset_dict(name: str) -> dict[str, Any]:
     return asdict(get_preset(name))
+
+
+def bf16_fast() -> bool:
+    """Does this CPU multiply bf16 in hardware (AVX512-BF16 / AMX)? Without it, bf16 autocast
+    emulates the matmuls and runs about ten times slower than fp32 (measured on an AVX2 EPYC)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    cap = torch.backends.cpu.get_cpu_capability()
+    if cap in ("AVX512", "AMX") or "AMX" in cap:
+        try:
+            flags = open("/proc/cpuinfo").read()
+        except OSError:
+            return False
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    return False

@@ -55,10 +55,6 @@ def test_greedy_runs_served_concurrently_match_serial_runs(micro_models):
     assert served == serial
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "dca.reasoning.policy.generate seeds torch's global RNG (fork_rng + manual_seed) per call, so "
-    "concurrent sampled calls draw from each other's streams; it needs a process-wide lock around "
-    "seeded sampling"))
 def test_sampled_runs_served_concurrently_match_serial_runs(micro_models):
     serial, served = serial_and_served(micro_models, sampled=True)
     assert all(len(t[2]) > 1 for t in serial)  # every run sampled at least once

@@ -1,0 +1,108 @@
+"""The recipes behind ``dca:<name>`` models: what each is trained on, for how long, from which seed.
+
+``configs/train_policy.yaml`` and ``configs/train_wording.yaml`` state the two default recipes in
+the form ``dca train sft --config`` reads (a test keeps them equal to the ones here).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dca.reasoning.sft import SFTConfig
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    minutes: float  # expected build time on 2 CPU cores, for the first-use message
+    config: Callable[[], "SFTConfig"]
+
+
+def _tiny_policy() -> "SFTConfig":
+    from dca.reasoning.sft import DataSource, SFTConfig
+
+    return SFTConfig(
+        kind="policy", init="tiny", seed=0,
+        data=[DataSource("gsm8k", "train"), DataSource("finqa", "train", repeat=4),
+              DataSource("tatqa", "train", repeat=2), DataSource("synthetic", "train", n=3000),
+              DataSource("countdown", "train", n=1000)],
+        dev=[DataSource("gsm8k", "dev"), DataSource("finqa", "dev"), DataSource("tatqa", "dev"),
+             DataSource("synthetic", "dev"), DataSource("countdown", "dev")],
+        max_numbers=40, refs=True,
+        steps=1500, batch_tokens=1024, lr=1e-3, min_lr=1e-4, warmup=30, max_len=512,
+        eval_every=250, checkpoint_every=100, eval_n=0, out_dir="runs/tiny-policy",
+    )
+
+
+def _tiny_wording() -> "SFTConfig":
+    from dca.reasoning.sft import DataSource, SFTConfig
+
+    return SFTConfig(
+        kind="wording", init="tiny", seed=0,
+        data=[DataSource("gsm8k", "train", n=3000), DataSource("finqa", "train", repeat=4),
+              DataSource("tatqa", "train"), DataSource("synthetic", "train", n=1000),
+              DataSource("countdown", "train", n=500)],
+        dev=[DataSource("gsm8k", "dev"), DataSource("finqa", "dev"), DataSource("tatqa", "dev")],
+        steps=600, batch_tokens=1024, lr=1e-3, min_lr=1e-4, warmup=30, max_len=256,
+        eval_every=200, checkpoint_every=100, eval_n=0, out_dir="runs/tiny-wording",
+    )
+
+
+def _micro_policy() -> "SFTConfig":
+    from dca.reasoning.sft import DataSource, SFTConfig
+
+    # generated families only (no data files), so tests run anywhere
+    return SFTConfig(
+        kind="policy", init="micro", seed=0, threads=1,  # tiny ops: a second thread only adds sync cost
+        data=[DataSource("synthetic", "train", n=300, options={"max_steps": 3}),
+              DataSource("countdown", "train", n=300)],
+        max_numbers=20, refs=True,
+        steps=40, batch_tokens=2048, lr=5e-3, min_lr=5e-4, warmup=5, max_len=256,
+        eval_every=0, checkpoint_every=20, log_every=5, eval_n=0, out_dir="runs/micro-policy",
+    )
+
+
+def _micro_wording() -> "SFTConfig":
+    from dca.reasoning.sft import DataSource, SFTConfig
+
+    return SFTConfig(
+        kind="wording", init="micro", seed=0, threads=1,
+        data=[DataSource("synthetic", "train", n=300, options={"max_steps": 3}),
+              DataSource("countdown", "train", n=300)],
+        steps=40, batch_tokens=2048, lr=5e-3, min_lr=5e-4, warmup=5, max_len=192,
+        eval_every=0, checkpoint_every=20, log_every=5, eval_n=0, out_dir="runs/micro-wording",
+    )
+
+
+RECIPES: dict[str, Recipe] = {
+    "tiny-policy": Recipe("tiny-policy", 10, _tiny_policy),
+    "tiny-wording": Recipe("tiny-wording", 3, _tiny_wording),
+    "micro-policy": Recipe("micro-policy", 0.5, _micro_policy),
+    "micro-wording": Recipe("micro-wording", 0.5, _micro_wording),
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise KeyError(f"unknown dca model 'dca:{name}' (recipes: {', '.join('dca:' + r for r in RECIPES)})")
+    return RECIPES[name]
+
+
+def build_micro_models(directory: str | Path, progress: bool = False) -> dict[str, str]:
+    """Train the micro policy and wording models into ``directory`` (seconds each); returns
+    ``{"policy": path, "wording": path}`` of ``from_pretrained`` directories. For tests."""
+    from dca.reasoning.sft import train_sft
+
+    directory = Path(directory)
+    out: dict[str, str] = {}
+    for role, name in (("policy", "micro-policy"), ("wording", "micro-wording")):
+        final = directory / name
+        if not (final / "config.json").exists():
+            config = get_recipe(name).config()
+            config.out_dir = str(directory / f".{name}.build")
+            result = train_sft(config, progress=progress)
+            result.model_dir.rename(final)
+        out[role] = str(final)
+    return out

@@ -1,0 +1,295 @@
+"""The LM policy: any ``AutoModelForCausalLM`` proposes the next step of a trace in the step language.
+
+    policy = LMPolicy("dca:tiny-policy")          # or a directory / hub name of a real model
+    policy.propose(ProposeRequest(task, evidence, steps, n=4, temperature=0.7))
+
+``propose`` returns ``request.n`` candidate next lines (one batched ``generate`` call with the KV
+cache, stopping at the newline); ``complete`` returns whole remaining traces, for search
+strategies. Greedy decoding at temperature 0 (beam search when n > 1, so candidates differ),
+seeded sampling otherwise. Scores are the mean log-probability of the generated tokens under the
+model's own (untempered) distribution, so they compare across temperatures.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Sequence
+
+from dca.abilities import Proposal, ProposeRequest
+from dca.reasoning.prompt import PromptFormat, from_refs, problem_facts, prompt_numbers, render_prompt
+from dca.types import Compute
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+_ANSWER_LINE = re.compile(r"^\s*answer\s*=")
+_NEWLINE_IDS: dict[int, list[int]] = {}
+# Seeded sampling sets torch's global RNG, which threads share: concurrent runs (``dca serve``,
+# ``Agent.arun``) take turns at ``generate`` so each call sees exactly its own seed. On CPU one call
+# already keeps every core busy, so taking turns costs no throughput.
+_GENERATE_LOCK = threading.Lock()
+
+
+def newline_token_ids(tokenizer: "PreTrainedTokenizerBase") -> list[int]:
+    """Every token whose text contains a newline (each ends a step line), cached per tokenizer."""
+    key = id(tokenizer)
+    if key not in _NEWLINE_IDS:
+        ids = range(len(tokenizer))
+        texts = tokenizer.batch_decode([[i] for i in ids], skip_special_tokens=False)
+        _NEWLINE_IDS[key] = [i for i, t in zip(ids, texts) if "\n" in t]
+    return _NEWLINE_IDS[key]
+
+
+def trace_lines(text: str) -> list[str]:
+    """The non-empty lines of generated text, up to and including the first ``answer = ...`` line."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        line = line.strip()
+        if not line:
+            continue
+        out.append(line)
+        if _ANSWER_LINE.match(line):
+            break
+    return out
+
+
+class _AnswerLineDone:
+    """Stopping criterion for whole traces: stop a sequence once an ``answer = ...`` line has ended
+    (a model not trained to emit eos after the answer would otherwise run to the token limit)."""
+
+    def __init__(self, tokenizer: "PreTrainedTokenizerBase", prompt_len: int):
+        self.tokenizer, self.prompt_len = tokenizer, prompt_len
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_len:], skip_special_tokens=True)
+        done = [any(_ANSWER_LINE.match(ln) for ln in t.split("\n")[:-1]) for t in texts]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def generate(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", prompts: Sequence[list[int]], *,
+             n: int = 1, temperature: float = 0.0, seed: int | None = None, max_new_tokens: int = 48,
+             until: str = "line", top_k: int | None = None) -> list[list[tuple[str, float, int]]]:
+    """Continue each prompt ``n`` times; per prompt a list of ``(text, mean logprob, tokens)``.
+
+    ``until="line"`` stops at the first newline, ``"trace"`` after the ``answer = ...`` line or eos.
+    Prompts of different lengths are left-padded into one batch.
+    """
+    import torch
+    from transformers import StoppingCriteriaList
+
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for r, p in enumerate(prompts):
+        ids[r, width - len(p):] = torch.tensor(p)
+        mask[r, width - len(p):] = 1
+    newlines = newline_token_ids(tokenizer)
+    kwargs: dict[str, Any] = {"begin_suppress_tokens": [eos, *newlines]}  # a step or trace is never empty
+    if until == "line":
+        stops = [eos, *newlines]
+    else:
+        stops = [eos]
+        kwargs["stopping_criteria"] = StoppingCriteriaList([_AnswerLineDone(tokenizer, width)])
+    beams = n if temperature <= 0 and n > 1 else 1
+    if beams > 1:
+        kwargs.update(num_beams=beams, num_return_sequences=n, output_scores=True, do_sample=False,
+                      early_stopping=True, length_penalty=1.0)
+    elif temperature > 0:
+        kwargs.update(do_sample=True, temperature=temperature, top_k=top_k or 0, top_p=1.0,
+                      num_return_sequences=n, output_logits=True)
+    else:
+        kwargs.update(do_sample=False, output_logits=True)
+    with _GENERATE_LOCK, torch.no_grad(), torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                             eos_token_id=stops, pad_token_id=pad, return_dict_in_generate=True,
+                             use_cache=True, **kwargs)
+    seqs = out.sequences[:, width:]
+    if beams > 1:
+        scores = [float(s) for s in out.sequences_scores]
+        lengths = [_length(row, stops, pad) for row in seqs.tolist()]
+    else:
+        logp = torch.stack(out.logits, 1).float().log_softmax(-1)  # (batch, steps, vocab)
+        chosen = logp.gather(-1, seqs[:, : logp.shape[1]].unsqueeze(-1)).squeeze(-1)
+        lengths = [_length(row, stops, pad) for row in seqs.tolist()]
+        scores = [float(chosen[r, :k].mean()) if k else float("-inf") for r, k in enumerate(lengths)]
+    texts = tokenizer.batch_decode([row[:k] for row, k in zip(seqs.tolist(), lengths)], skip_special_tokens=True)
+    per = n if beams > 1 or temperature > 0 else 1  # sequences come grouped by prompt
+    flat = list(zip(texts, scores, lengths))
+    return [flat[i * per:(i + 1) * per] for i in range(len(prompts))]
+
+
+def _length(row: list[int], stops: list[int], pad: int) -> int:
+    """Generated tokens up to and including the first stop token."""
+    stop = set(stops)
+    for i, t in enumerate(row):
+        if t in stop:
+            return i + 1
+    # pads after an early stop are not generated tokens
+    while row and row[-1] == pad and pad not in stop:
+        row = row[:-1]
+    return len(row)
+
+
+class LMPolicy:
+    """``dca.abilities.Logic`` backed by a causal LM that writes step-language lines."""
+
+    def __init__(self, model: str = "dca:tiny-policy", *, max_new_tokens: int = 48, max_facts: int | None = None,
+                 max_fact_chars: int | None = None, max_trace_tokens: int = 256, top_k: int | None = None,
+                 threads: int | None = None):
+        self.model_name = model
+        self.max_new_tokens = max_new_tokens
+        self.max_trace_tokens = max_trace_tokens
+        self._overrides = {k: v for k, v in (("max_facts", max_facts), ("max_fact_chars", max_fact_chars))
+                           if v is not None}
+        self._format: PromptFormat | None = None
+        self.top_k = top_k
+        self.threads = threads
+        self._loaded: tuple[Any, Any] | None = None
+
+    @property
+    def format(self) -> PromptFormat:
+        """The prompt format the model was trained with (its ``dca_prompt.json``), with overrides."""
+        if self._format is None:
+            from dca.reasoning.prompt import load_format
+
+            self._format = load_format(self._model_dir(), **self._overrides)
+        return self._format
+
+    def _model_dir(self) -> str | None:
+        from pathlib import Path
+
+        from dca.models.registry import resolve_model
+
+        path = resolve_model(self.model_name)
+        return path if Path(path).is_dir() else None
+
+    def load(self) -> tuple["PreTrainedModel", "PreTrainedTokenizerBase"]:
+        """Load (building a ``dca:`` recipe on first use) and return ``(model, tokenizer)``."""
+        if self._loaded is None:
+            from dca.models.registry import load_causal_lm
+
+            self._loaded = load_causal_lm(self.model_name, threads=self.threads)
+        return self._loaded
+
+    def prompt_ids(self, request: ProposeRequest) -> list[int]:
+        from dca.reasoning.sft import encode_prompt
+
+        _, tokenizer = self.load()
+        return encode_prompt(render_prompt(request.task, request.evidence, request.steps, self.format), tokenizer)
+
+    def literal(self, line: str, request: ProposeRequest, numbers: list[str] | None = None) -> str:
+        """A generated line as the step language has it: listed-number names written back as numbers."""
+        if not self.format.refs:
+            return line
+        if numbers is None:
+            numbers = prompt_numbers(request.task, request.evidence, self.format)
+        return from_refs(line, numbers)
+
+    def propose(self, request: ProposeRequest) -> list[Proposal]:
+        """``request.n`` next-step lines, skipping ``request.avoid`` and duplicates where possible."""
+        return self._sample(request, until="line")
+
+    def complete(self, request: ProposeRequest) -> list[Proposal]:
+        """``request.n`` whole continuations: every remaining line up to ``answer = ...``."""
+        return self._sample(request, until="trace")
+
+    def _sample(self, request: ProposeRequest, until: str) -> list[Proposal]:
+        model, tokenizer = self.load()
+        n = max(1, request.n)
+        prompt = self.prompt_ids(request)
+        avoid = {a.strip() for a in request.avoid}
+        limit = self.max_new_tokens if until == "line" else self.max_trace_tokens
+        numbers = prompt_numbers(request.task, request.evidence, self.format) if self.format.refs else []
+        seen: dict[tuple[str, ...], Proposal] = {}
+        spare: list[Proposal] = []
+        compute = Compute()
+        # round 1 asks for a few extra candidates when some lines are already ruled out;
+        # round 2 (only if still short) samples hotter, since greedy / beams would repeat themselves
+        rounds = [(request.temperature, n + min(len(avoid), 4)), (max(request.temperature, 1.0), 2 * n)]
+        for r, (temperature, count) in enumerate(rounds):
+            seed = None if request.seed is None else request.seed + r
+            t0 = time.perf_counter()
+            outs = generate(model, tokenizer, [prompt], n=count, temperature=temperature, seed=seed,
+                            max_new_tokens=limit, until=until, top_k=self.top_k)[0]
+            compute.add(Compute(model_calls=1, policy_samples=len(outs), tokens=sum(k for _, _, k in outs),
+                                wall_time=time.perf_counter() - t0))
+            for text, score, _ in outs:
+                if until == "trace":
+                    lines = trace_lines(text)[: max(1, request.max_steps - len(request.steps))]
+                else:
+                    lines = [text.split("\n")[0].strip()]
+                lines = [self.literal(ln, request, numbers) for ln in lines if ln] or [""]
+                key = tuple(lines)
+                prop = Proposal(lines=lines, score=score)
+                if lines[0] in avoid or key in seen:
+                    spare.append(prop)
+                else:
+                    seen[key] = prop
+            if len(seen) >= n:
+                break
+        chosen = sorted(seen.values(), key=lambda p: -(p.score if p.score is not None else -1e9))[:n]
+        while len(chosen) < n:  # everything new is used up: repeat the best spares rather than return fewer
+            chosen.append((spare or chosen)[len(chosen) % max(1, len(spare or chosen))])
+        share = _split_compute(compute, len(chosen))
+        return [Proposal(lines=p.lines, score=p.score, compute=c) for p, c in zip(chosen, share)]
+
+
+def _split_compute(total: Compute, k: int) -> list[Compute]:
+    """The call's compute on the first proposal, zeros on the rest, so sums over proposals are exact."""
+    return [total] + [Compute() for _ in range(k - 1)]
+
+
+def evaluate_policy(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", problems: Sequence[Any],
+                    fmt: PromptFormat | None = None, *, gold_facts: bool = True, batch_size: int = 16,
+                    max_new_tokens: int = 256) -> dict[str, Any]:
+    """Greedy whole traces for ``problems``, run by the interpreter and scored exactly by their family.
+
+    ``gold_facts`` keeps the dataset's gold facts among the facts shown (as in training); without
+    it the facts are the top lexical matches of the question, a stand-in for the retriever.
+    """
+    from dca.reasoning.sft import encode_prompt
+    from dca.reasoning.steps import Interpreter, StepError
+    from dca.reasoning.tasks import get_family
+
+    fmt = fmt or PromptFormat()
+    scorers: dict[str, Any] = {}
+    correct = executed = tokens = 0
+    t0 = time.perf_counter()
+    order = sorted(range(len(problems)), key=lambda i: len(problems[i].question) + 200 * len(problems[i].evidence))
+    results: list[dict[str, Any]] = [{} for _ in problems]
+    for b in range(0, len(order), batch_size):
+        idx = order[b:b + batch_size]
+        prompts = [encode_prompt(render_prompt(problems[i].question, problem_facts(problems[i], fmt, gold_facts),
+                                               (), fmt), tokenizer) for i in idx]
+        outs = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, until="trace")
+        for i, out in zip(idx, outs):
+            text, _, k = out[0]
+            tokens += k
+            p = problems[i]
+            lines = trace_lines(text)
+            if fmt.refs:
+                numbers = prompt_numbers(p.question, problem_facts(p, fmt, gold_facts), fmt)
+                lines = [from_refs(ln, numbers) for ln in lines]
+            answer, error = None, None
+            try:
+                answer = Interpreter().run_trace(lines).get("answer")
+                executed += 1
+            except StepError as exc:
+                error = str(exc)
+            family = p.family or "?"
+            if family not in scorers:
+                scorers[family] = get_family(family)
+            ok = answer is not None and bool(scorers[family].score(p, answer))
+            correct += ok
+            results[i] = {"id": p.id, "lines": lines, "answer": answer, "correct": ok, "error": error}
+    seconds = time.perf_counter() - t0
+    n = max(1, len(problems))
+    return {"accuracy": correct / n, "executed": executed / n, "n": len(problems), "tokens": tokens,
+            "seconds": seconds, "tokens_per_s": tokens / max(seconds, 1e-9), "results": results}
