@@ -56,13 +56,20 @@ class Pipeline:
         if c.kind == "lm":
             from dca.reasoning.policy import LMPolicy
 
-            policy = LMPolicy(c.model, max_new_tokens=c.max_new_tokens, max_facts=c.max_facts, **c.options)
             if c.strategy in ("greedy", "sample"):
-                return policy
-            from dca.reasoning.search import make_strategy
+                return LMPolicy(c.model, max_new_tokens=c.max_new_tokens, max_facts=c.max_facts, **c.options)
+            from dca.reasoning.search import ScorerMissing, make_strategy, split_options
 
-            return make_strategy(c.strategy, policy, samples=c.samples, scorer=c.scorer, seed=c.seed,
-                                 verifier=self.build_verifier())
+            # options LMPolicy takes go to it; the rest are the strategy's (width, expand, temperature, ...)
+            mine, theirs = split_options(c.options, LMPolicy)
+            policy = LMPolicy(c.model, max_new_tokens=c.max_new_tokens, max_facts=c.max_facts, **mine)
+            try:
+                return make_strategy(c.strategy, policy, samples=c.samples, scorer=c.scorer, seed=c.seed,
+                                     verifier=self.build_verifier(), **theirs)
+            except ScorerMissing as exc:
+                raise self._error("logic.scorer", str(exc)) from None
+            except ValueError as exc:
+                raise self._error("logic.options", str(exc)) from None
         return self._custom("logic", c.kind, c.options)
 
     def build_wording(self):
