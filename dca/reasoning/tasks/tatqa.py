@@ -61,12 +61,12 @@ class TATQA:
 
     def problems(self, split: str = "train", n: int | None = None, seed: int = 0) -> Iterator[Problem]:
         items = [(doc, q) for doc in self.documents(split) for q in doc.get("questions", [])
-                 if self._usable(q)]
+                 if self.usable(q)]
         for doc, q in ordered(items, n, seed):
             yield self.problem(doc, q, split)
 
     @staticmethod
-    def _usable(q: dict) -> bool:
+    def usable(q: dict) -> bool:
         kind = q.get("answer_type")
         if kind == "arithmetic":
             return single_number(q.get("answer")) is not None
