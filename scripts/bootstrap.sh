@@ -27,7 +27,10 @@ if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(0 if torch.__version__.s
     || "${PIP[@]}" install -q --index-url https://download.pytorch.org/whl/cpu "torch==$TORCH_VERSION"
 fi
 echo "[dca] installing dca and its dependencies (editable)"
-"${PIP[@]}" install -q "${links[@]}" -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
-"$VENV/bin/python" -c "import dca" || { echo "[dca] install failed" >&2; exit 1; }
+# pip's own exit status decides; only its noise about absent local wheel folders is filtered
+"${PIP[@]}" install -q "${links[@]}" -e '.[dev]' 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2) \
+  || { echo "[dca] pip install failed (see above)" >&2; exit 1; }
+"$VENV/bin/python" -c "import dca, torch, transformers, chromadb, langgraph, llama_index.core" \
+  || { echo "[dca] install incomplete: a core dependency does not import" >&2; exit 1; }
 touch "$VENV/.installed"
 echo "[dca] environment ready in $(( $(date +%s) - start )) s"
