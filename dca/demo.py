@@ -39,35 +39,35 @@ class PageKnowledge:
 
 
 def pick_questions(n: int, out_dir: Path) -> list[DemoQuestion]:
-    """Held-out arithmetic questions from TAT-QA and FinQA dev, each with its page written out."""
+    """Held-out multi-step arithmetic questions from TAT-QA and FinQA dev, one per page, each page
+    written out as a markdown document (table rows and paragraphs, as a user's report would have)."""
     from dca.reasoning.tasks.base import get_family
     from retrieval.records import write_finqa_page, write_tatqa_page
 
+    finqa, tatqa = get_family("finqa"), get_family("tatqa")
+    candidates: dict[str, list[tuple[Any, Any]]] = {"tatqa": [], "finqa": []}
+    for doc in tatqa.documents("dev"):
+        for q in doc.get("questions", []):
+            if q.get("answer_type") == "arithmetic" and tatqa.usable(q):
+                candidates["tatqa"].append((doc, tatqa.problem(doc, q, "dev")))
+                break  # one question per page
+    for record in finqa.records("dev"):
+        candidates["finqa"].append((record, finqa.problem(record, "dev")))
     picked: list[DemoQuestion] = []
     per_family = {"tatqa": (n + 1) // 2, "finqa": n // 2}
     for family, count in per_family.items():
-        fam = get_family(family)
-        seen_pages: set[str] = set()
-        for prob in fam.problems("dev", seed=0):
-            if len([q for q in picked if q.family == family]) >= count:
-                break
-            if not prob.gold or len(prob.gold) < 2 or prob.meta.get("type") not in (None, "arithmetic"):
-                continue
-            record = prob.meta.get("record")
-            if record is None:
-                continue
-            page_key = prob.meta.get("doc_id", prob.id)
-            if page_key in seen_pages:
-                continue
-            seen_pages.add(page_key)
-            writer = write_tatqa_page if family == "tatqa" else write_finqa_page
-            page = writer(record, out_dir)
+        writer = write_tatqa_page if family == "tatqa" else write_finqa_page
+        usable = [(rec, p) for rec, p in candidates[family] if p.gold and len(p.gold) >= 2
+                  and p.meta.get("type") == "arithmetic"]
+        for record, prob in usable[:count]:
+            page = writer(record, out_dir).resolve()
             picked.append(DemoQuestion(prob.id, prob.question, prob.answer, page, family, prob.meta.get("scale", "")))
     return picked
 
 
 def run_demo(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     from dca.agent import Agent
     from dca.cli import _print_result
@@ -87,8 +87,8 @@ def run_demo(args: argparse.Namespace) -> int:
     console.print(f"data: {data_dir()}")
 
     console.print("[bold]1. Models[/bold] (built here on first use, then cached)")
-    policy_path = resolve_model("dca:tiny-policy")
-    wording_path = resolve_model("dca:tiny-wording")
+    policy_path = resolve_model(args.policy)
+    wording_path = resolve_model(args.wording)
     console.print(f"   policy  {policy_path}\n   wording {wording_path}")
 
     console.print("[bold]2. Documents[/bold]: held-out TAT-QA and FinQA report pages written out as markdown")
@@ -115,7 +115,8 @@ def run_demo(args: argparse.Namespace) -> int:
         from dca.reasoning.tasks.base import Problem
 
         correct = result.verified and fam.score(Problem(q.id, q.question, q.gold, meta={"scale": q.scale}), result.answer)
-        console.rule(f"Q{i} [{q.family}] {q.question}")
+        console.rule(f"Q{i} · {q.family} · {q.page.name}")
+        console.print(f"[bold]Question:[/bold] {escape(q.question)}", soft_wrap=True)
         _print_result(result, console)
         console.print(f"   gold answer: {q.gold}   →  " + ("[green]correct[/green]" if correct else "[red]not correct[/red]"))
         rows.append({"id": q.id, "family": q.family, "question": q.question, "gold": q.gold, "answer": result.answer,

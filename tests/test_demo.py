@@ -1,0 +1,28 @@
+"""``dca demo`` end to end on real report pages, with the micro models standing in for the tiny ones."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def test_demo_indexes_real_pages_and_answers_with_steps(tmp_path, data_dir, micro_models):
+    work = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "dca.cli", "demo", "--questions", "2", "--workdir", str(work),
+                           "--json", "--policy", micro_models["policy"], "--wording", micro_models["wording"]],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    pages = sorted(p.name for p in (work / "docs").glob("*.md"))
+    assert len(pages) == 2
+    assert "2 added" in proc.stdout  # the index report
+    rows = json.loads((work / "demo_results.json").read_text())
+    assert [r["family"] for r in rows] == ["tatqa", "finqa"]
+    for row in rows:
+        assert row["status"] in ("verified", "unverified") and row["question"] in proc.stdout
+        assert row["correct"] is False or row["status"] == "verified"
+    assert "Steps:" in proc.stdout and "Sources:" in proc.stdout
+    # a second run reuses the store: nothing re-indexed
+    again = subprocess.run([sys.executable, "-m", "dca.cli", "demo", "--questions", "2", "--workdir", str(work),
+                            "--policy", micro_models["policy"], "--wording", micro_models["wording"]],
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "2 unchanged" in again.stdout, again.stdout[-2000:]
