@@ -314,12 +314,21 @@ def _guarded(func: Callable[[argparse.Namespace], int], args: argparse.Namespace
             raise
         print(f"dca: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except SystemExit:
+        raise
+    except BaseException as exc:  # e.g. a RecursionError's or a library's own BaseException subclass
+        if args.debug:
+            raise
+        print(f"dca: error: {type(exc).__name__} (run with --debug for the traceback)", file=sys.stderr)
+        return 2
 
 
 def one_line(exc: BaseException) -> str:
     """An exception as a single line; internal errors name their type and point at --debug."""
-    from dca.config import ConfigError
+    from dca.config import ConfigError, with_line
 
+    if isinstance(exc, ConfigError):
+        exc = with_line(exc)
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if isinstance(exc, KeyError) and msg.startswith(("'", '"')):
         msg = msg.strip("'\"")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dca.verifier import DEFAULT_CHECKS, DEFAULT_CONSTANTS
 
@@ -78,6 +78,27 @@ class WordingConfig(_Section):
     options: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments for a custom kind")
 
 
+class RuleConfig(_Section):
+    """One rule of the pipeline's constitution (``dca.rules``): exactly one of the four kinds."""
+
+    name: str | None = Field(None, description="what a violation reports (default: the rule itself)")
+    forbid_functions: list[str] | None = Field(None, description="step functions that may not be called")
+    step_must_not_match: str | None = Field(None, description="regular expression no step may contain")
+    answer_must_not_match: str | None = Field(None, description="regular expression the answer and its sentence may not contain")
+    answer_range: list[float] | None = Field(None, description="[low, high] a numeric answer must lie in")
+    ignore_case: bool = Field(False, description="match the patterns ignoring case")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "RuleConfig":
+        from dca.rules import Rule, RuleError
+
+        try:
+            Rule.from_mapping(self.model_dump(exclude_none=True))
+        except RuleError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
 class VerifierConfig(_Section):
     """Which checks run on every step, and what happens when one fails."""
 
@@ -94,6 +115,11 @@ class VerifierConfig(_Section):
     backtracks: int = Field(1, ge=0, le=16, description="verified steps that may be undone in one run")
     max_steps: int = Field(12, ge=1, le=200, description="steps after which an unanswered run stops unverified")
     options: dict[str, Any] = Field(default_factory=dict, description="per-check settings, keyed by check name")
+    rules: list[RuleConfig] = Field(
+        default_factory=list,
+        description="the pipeline's constitution, checked on every step and the final answer; each item is one of "
+                    "{forbid_functions: [names]}, {step_must_not_match: regex}, {answer_must_not_match: regex}, "
+                    "{answer_range: [low, high]}, with an optional name (docs/reliability.md)")
 
     @field_validator("temperatures")
     @classmethod
@@ -223,18 +249,28 @@ def _describe(err: dict[str, Any], model: type[BaseModel]) -> str:
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
-    """The field names valid at the parent of ``loc`` (for 'did you mean' hints)."""
+    """The field names valid at the parent of ``loc`` (for 'did you mean' hints); list items
+    (``verifier.rules.0``) are walked into."""
+    import typing
+
+    def section(ann: Any) -> Any:
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            return ann
+        for arg in typing.get_args(ann):  # list[X], X | None
+            found = section(arg)
+            if found is not None:
+                return found
+        return None
+
     cur: Any = model
     for part in loc[:-1]:
-        if not (isinstance(cur, type) and issubclass(cur, BaseModel)):
-            return []
-        f = cur.model_fields.get(str(part))
+        if isinstance(part, int):
+            continue
+        f = cur.model_fields.get(str(part)) if cur is not None else None
         if f is None:
             return []
-        cur = f.annotation
-    if isinstance(cur, type) and issubclass(cur, BaseModel):
-        return list(cur.model_fields)
-    return []
+        cur = section(f.annotation)
+    return list(cur.model_fields) if cur is not None else []
 
 
 def format_validation_error(exc: ValidationError, *, file: str | None, lines: dict,
@@ -283,10 +319,15 @@ def parse_config(text: str, *, file: str | None = None, overrides: dict[str, Any
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        mark, context = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).split("\n")[0]
+        if getattr(exc, "context", None):
+            problem += f" {exc.context}"
+        if mark is not None and context is not None and mark.line >= len(text.splitlines()):
+            mark = context  # the file ended inside something opened earlier: point at where it opened
         raise ConfigError(f"invalid YAML: {problem}", file=file,
                           line=(mark.line + 1) if mark else None) from None
+    _check_structure(text, file)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -305,6 +346,38 @@ def parse_config(text: str, *, file: str | None = None, overrides: dict[str, Any
         line = next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), None)
         raise ConfigError(msg, file=file, line=line, field=".".join(map(str, loc)))
     return cfg
+
+
+MAX_YAML_NODES = 20_000  # a pipeline file is a few dozen; YAML aliases can expand a small file exponentially
+
+
+def _check_structure(text: str, file: str | None) -> None:
+    """Refuse what YAML loads silently: a key given twice in one mapping (the last would win) and
+    aliases that expand into more than ``MAX_YAML_NODES`` nodes."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return
+    seen = 0
+    stack: list[tuple[yaml.Node, str]] = [(root, "")] if root is not None else []
+    while stack:
+        node, path = stack.pop()
+        seen += 1
+        if seen > MAX_YAML_NODES:
+            raise ConfigError(f"the file expands to more than {MAX_YAML_NODES} YAML nodes (aliases?); "
+                              f"expected a pipeline of plain sections", file=file, line=1)
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for k, v in node.value:
+                key = str(k.value)
+                where = f"{path}.{key}" if path else key
+                if key in first:
+                    raise ConfigError(f"duplicate key {key!r} (first given on line {first[key]}); expected each key "
+                                      f"once", file=file, line=k.start_mark.line + 1, field=where)
+                first[key] = k.start_mark.line + 1
+                stack.append((v, where))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((v, f"{path}.{i}") for i, v in enumerate(node.value))
 
 
 BUILTIN_KINDS = {"knowledge": {"index", "none"}, "logic": {"lm"}, "wording": {"lm", "template", "none"}}
@@ -331,12 +404,91 @@ def semantic_problem(cfg: PipelineConfig) -> tuple[tuple[str | int, ...], str] |
             close = difflib.get_close_matches(name, list(CHECKS), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             return ("verifier", "checks", i), f"unknown check {name!r}; {hint}known: {', '.join(CHECKS)}"
+    for loc, name in _model_fields(cfg):
+        problem = model_problem(name)
+        if problem:
+            return loc, problem
+    v = cfg.verifier
+    attempts = v.max_steps * v.retries * (v.backtracks + 1) + v.max_steps
+    if attempts > MAX_ATTEMPTS:
+        return ("verifier", "max_steps"), (
+            f"max_steps x retries x (backtracks + 1) allows {attempts} step attempts in one run; "
+            f"expected at most {MAX_ATTEMPTS}, so that a run that cannot find an answer ends")
     limit = cfg.run.max_graph_steps
     if limit is not None and limit < graph_step_budget(cfg):
         return ("run", "max_graph_steps"), (
             f"must be >= {graph_step_budget(cfg)} (what verifier.max_steps, retries and backtracks can use), "
             f"got {limit}: runs would be cut off before they can finish")
     return None
+
+
+MAX_ATTEMPTS = 10_000  # step attempts one run may make: beyond this a failing run effectively never ends
+
+
+def _model_fields(cfg: PipelineConfig) -> list[tuple[tuple[str, ...], str]]:
+    """The model names a pipeline will load, with their field paths."""
+    out = []
+    if cfg.logic.kind == "lm":
+        out.append((("logic", "model"), cfg.logic.model))
+    if cfg.wording.kind == "lm":
+        out.append((("wording", "model"), cfg.wording.model))
+    if cfg.logic.scorer and not cfg.logic.scorer.startswith("dca:"):
+        out.append((("logic", "scorer"), cfg.logic.scorer))
+    return out
+
+
+def model_problem(name: str) -> str | None:
+    """Why ``name`` cannot be loaded as a model, or None: an unknown ``dca:`` recipe, a missing or
+    pickle-only directory, or (hub offline) a hub name that is not in the local cache."""
+    if name.startswith("dca:"):
+        from dca.models.recipes import RECIPES
+
+        if name[4:] in RECIPES:
+            return None
+        close = difflib.get_close_matches(name[4:], list(RECIPES), n=1)
+        hint = f"did you mean 'dca:{close[0]}'? " if close else ""
+        return f"unknown dca model {name!r}; {hint}expected one of {', '.join('dca:' + r for r in RECIPES)}"
+    path = Path(name).expanduser()
+    if path.is_dir():
+        from dca.models.registry import ModelError, _check_directory as check_model_directory
+
+        try:
+            check_model_directory(path)
+        except ModelError as exc:
+            return str(exc)
+        return None
+    if path.exists():
+        return f"{name!r} is a file; expected a model directory (save_pretrained) or a model name"
+    if name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:
+        return f"model directory {name!r} not found"
+    offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
+                  for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    if offline and not _in_hub_cache(name):
+        return (f"model {name!r} not found: not a dca:<recipe> name, not a directory, and not in the local "
+                f"hub cache (the hub is offline)")
+    return None
+
+
+def _in_hub_cache(name: str) -> bool:
+    home = Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser()
+    cache = Path(os.environ.get("HF_HUB_CACHE") or home / "hub").expanduser()
+    return (cache / ("models--" + name.replace("/", "--"))).is_dir()
+
+
+def with_line(err: ConfigError) -> ConfigError:
+    """``err`` with its line filled in from its file when it names a file and a field but no line
+    (errors found while building abilities, after the file was read)."""
+    if err.line or not err.file or not err.field:
+        return err
+    try:
+        lines = _line_map(Path(err.file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return err
+    loc = tuple(int(p) if p.isdigit() else p for p in err.field.split("."))
+    line = next((lines[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in lines), None)
+    if line is None:
+        return err
+    return ConfigError(err.message, file=err.file, line=line, field=err.field, more=err.more)
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

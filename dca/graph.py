@@ -157,6 +157,10 @@ def build_graph(ab: Abilities):
                 raise StepError("parse", "the reasoner proposed no step")
             parsed = interp.parse(step.text)
             step.target, step.expr, step.kind, step.stated = parsed.target, parsed.expr, parsed.kind, parsed.stated
+            if ab.verifier is not None and ab.verifier.rules:  # a step breaking a rule never runs
+                why = ab.verifier.rule_violation(step.text, parsed)
+                if why:
+                    raise StepError("rule", why)
             step.value = interp.run(parsed, _env(steps))
         except StepError as exc:
             step.error = str(exc)
@@ -236,8 +240,12 @@ def build_graph(ab: Abilities):
             from dca.wording import TemplateWording
 
             text = TemplateWording().word(state["task"], answer, steps, evidence)
-        return {"text": text, "wording_fallback": fallback, "compute": spent.to_dict(),
-                "events": [_event("worded", "word", text=text, fallback=fallback, reason=why)]}
+        out: dict[str, Any] = {"text": text, "wording_fallback": fallback, "compute": spent.to_dict(),
+                               "events": [_event("worded", "word", text=text, fallback=fallback, reason=why)]}
+        broken = ab.active_verifier.check_wording(text, answer) if ab.active_verifier.rules else None
+        if broken is not None and broken.check == "rules":  # even the plain sentence breaks a rule
+            out.update(status="unverified", reason=f"the answer failed rules: {broken.reason}")
+        return out
 
     def finish(state: RunState) -> dict:
         out: dict[str, Any] = {}

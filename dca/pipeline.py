@@ -99,7 +99,8 @@ class Pipeline:
                 checks.append(CHECKS[name](**opts) if opts else name)
             except TypeError as exc:
                 raise self._error(f"verifier.options.{name}", f"check {name!r} rejected the options: {exc}") from None
-        return Verifier(checks=checks, constants=v.constants, lookup_min_score=v.lookup_min_score, policy=policy)
+        return Verifier(checks=checks, constants=v.constants, lookup_min_score=v.lookup_min_score, policy=policy,
+                        rules=v.rules)
 
     def _custom(self, section: str, kind: str, options: dict[str, Any]):
         module_name, _, attr = kind.partition(":")

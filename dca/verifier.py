@@ -663,8 +663,12 @@ class Verifier:
 
     def __init__(self, checks: Iterable[str | Check] | None = None, *,
                  constants: Iterable[float] = DEFAULT_CONSTANTS, lookup_min_score: float = 0.2,
-                 policy: FailurePolicy | None = None, unit_factors: bool = True):
+                 policy: FailurePolicy | None = None, unit_factors: bool = True,
+                 rules: Iterable[Any] = ()):
+        from dca.rules import make_rules
+
         self.checks: list[Check] = [self._make(c) for c in (checks if checks is not None else DEFAULT_CHECKS)]
+        self.rules = make_rules(rules)  # the pipeline's constitution (dca.rules), checked before the checks
         self.constants = sorted({float(c) for c in constants})
         self.lookup_min_score = float(lookup_min_score)
         self.policy = policy or FailurePolicy()
@@ -721,8 +725,23 @@ class Verifier:
                 self._trees.popitem(last=False)
         return self._trees[expr]
 
+    def rule_violation(self, text: str, parsed: ParsedStep | None, value: Value = None,
+                       answer: bool = False) -> str | None:
+        """The first rule a step breaks (``answer``: also the answer rules on ``value``), or None."""
+        calls = parsed.calls if parsed is not None else frozenset()
+        for rule in self.rules:
+            why = rule.step_violation(text, calls) or (rule.answer_violation(value) if answer else None)
+            if why:
+                return why
+        return None
+
     def check_step(self, step: Step, ctx: CheckContext) -> Verdict:
-        """The first failing check's verdict, or a pass."""
+        """The first failing rule's or check's verdict, or a pass."""
+        if self.rules:
+            is_answer = step.target == ANSWER and step.error is None
+            why = self.rule_violation(step.text, ctx.parsed, step.value, answer=is_answer)
+            if why:
+                return Verdict.failed("rules", why)
         for check in self.checks:
             verdict = check(step, ctx)
             if not verdict.ok:
@@ -756,9 +775,14 @@ class Verifier:
         return done
 
     def check_wording(self, text: str, answer: Value) -> Verdict:
-        """The worded sentence must state the verified value (as written, rounded, or as a percent)."""
+        """The worded sentence must state the verified value (as written, rounded, or as a percent)
+        and break no rule."""
         if not text or not text.strip():
             return Verdict.failed("wording", "the sentence is empty")
+        for rule in self.rules:
+            why = rule.text_violation(text)
+            if why:
+                return Verdict.failed("rules", why)
         if isinstance(answer, bool):
             word = "yes" if answer else "no"
             ok = re.search(rf"\b{word}\b", text.lower()) is not None

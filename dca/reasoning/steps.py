@@ -17,6 +17,7 @@ import keyword
 import math
 import re
 import statistics
+import threading
 import time
 import tokenize
 import typing
@@ -384,6 +385,9 @@ class Interpreter:
                  limits: Limits = DEFAULT_LIMITS):
         self.functions: dict[str, Function] = dict(builtin_functions() if functions is None else functions)
         self.limits = limits
+        # Per-thread clock: one interpreter serves concurrent runs, and each step's time limit is
+        # its own thread's CPU time, so a run starved of the CPU by others is not cut off.
+        self._clock = threading.local()
 
     def with_functions(self, extra: Mapping[str, Function]) -> "Interpreter":
         return Interpreter({**self.functions, **extra}, self.limits)
@@ -399,8 +403,8 @@ class Interpreter:
         if missing:
             raise StepError("name", f"undefined name {missing[0]!r}" +
                             (f" (defined: {', '.join(sorted(env))})" if env else ""))
-        self._deadline = time.perf_counter() + self.limits.time_limit
-        self._tool_time = 0.0
+        self._clock.deadline = time.thread_time() + self.limits.time_limit
+        self._clock.tool_time = 0.0
         try:
             value = self._eval(parsed.tree, env)
         except StepError:
@@ -427,7 +431,7 @@ class Interpreter:
         return out
 
     def _tick(self) -> None:
-        if time.perf_counter() - self._tool_time > self._deadline:
+        if time.thread_time() - self._clock.tool_time > self._clock.deadline:
             raise StepError("time", f"step took longer than {self.limits.time_limit * 1000:.0f} ms")
 
     def _check(self, v: Any) -> Any:
@@ -494,12 +498,12 @@ class Interpreter:
                 raise StepError("call", f"{node.func.id}() is not an allowed function")  # type: ignore[attr-defined]
             args = [self._eval(a, env) for a in node.args]
             fn.check_args(args)
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             try:
                 out = fn.fn(*args)
             finally:
                 if not fn.timed:
-                    self._tool_time += time.perf_counter() - t0
+                    self._clock.tool_time += time.thread_time() - t0
             if isinstance(out, list):
                 return [self._check(v) for v in out]
             if not isinstance(out, (int, float, bool, str)):
