@@ -316,6 +316,11 @@ def _guarded(func: Callable[[argparse.Namespace], int], args: argparse.Namespace
         return 2
     except SystemExit:
         raise
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("dca: interrupted", file=sys.stderr)
+        return 130
     except BaseException as exc:  # e.g. a RecursionError's or a library's own BaseException subclass
         if args.debug:
             raise
