@@ -34,6 +34,8 @@ def register(subparsers: Any) -> None:
     _store_args(p)
     p.add_argument("--chunk-size", type=int, default=512, help="tokens per chunk (default 512)")
     p.add_argument("--chunk-overlap", type=int, default=64, help="tokens shared by neighbouring chunks (default 64)")
+    p.add_argument("--max-file-mb", type=float, default=100.0,
+                   help="skip files larger than this, unread (default 100; 0 for no limit)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_guard(_index))
@@ -90,7 +92,8 @@ def _open(args: argparse.Namespace, **kw: Any) -> Any:
 
 def _index(args: argparse.Namespace) -> int:
     """dca index PATH...: add documents to the store."""
-    idx = _open(args, chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap)
+    idx = _open(args, chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap,
+                max_file_mb=args.max_file_mb or None)
     report = idx.add([Path(p) for p in args.paths], progress=not args.no_progress)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -98,6 +101,8 @@ def _index(args: argparse.Namespace) -> int:
         print(report.summary())
         for path, reason in report.skip_reasons.items():
             print(f"  skipped {path}: {reason}")
+        for path, reason in report.notes.items():
+            print(f"  note {path}: {reason}")
     return 0
 
 

@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from retrieval.bm25 import BM25Index
-from retrieval.errors import RetrievalError
+from retrieval.errors import RetrievalError, SkippedFile
 from retrieval.facts import Fact, flat_metadata
 from retrieval.fusion import ranked, rrf, weighted
-from retrieval.loaders import Chunker, iter_files, load_file
+from retrieval.loaders import MAX_FILE_MB, Chunker, iter_files, load_file
 from retrieval.manifest import Entry, Manifest, WriteLock
-from retrieval.models import DEFAULT_EMBEDDER, embed, embedding_dim, load_embedder, load_reranker, query_encoder
+from retrieval.models import (DEFAULT_EMBEDDER, embed, embed_with, embedding_dim, int8_encoder, load_embedder,
+                              load_reranker, query_encoder)
 
 if TYPE_CHECKING:
     from dca.types import Evidence
@@ -46,18 +47,28 @@ class IndexReport:
     removed: int = 0
     skipped: int = 0
     skip_reasons: dict[str, str] = field(default_factory=dict)
+    skip_counts: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
     chunks_added: int = 0
     chunks_removed: int = 0
     total_chunks: int = 0
     seconds: float = 0.0
 
-    def skip(self, path: str, reason: str) -> None:
+    def skip(self, path: str, reason: str, kind: str = "unreadable") -> None:
+        """A file left out: its reason, and one more in the count of its kind."""
         self.skipped += 1
         self.skip_reasons[path] = reason
+        self.skip_counts[kind] = self.skip_counts.get(kind, 0) + 1
+
+    def note(self, path: str, reason: str) -> None:
+        """A file indexed with a repair worth knowing about (e.g. invalid UTF-8 replaced)."""
+        self.notes[path] = reason if path not in self.notes else f"{self.notes[path]}; {reason}"
 
     def summary(self) -> str:
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.skip_counts.items()))
         return (f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
-                f"{self.removed} removed, {self.skipped} skipped; chunks +{self.chunks_added} "
+                f"{self.removed} removed, {self.skipped} skipped{f' ({kinds})' if kinds else ''}"
+                f"{f', {len(self.notes)} with notes' if self.notes else ''}; chunks +{self.chunks_added} "
                 f"-{self.chunks_removed} = {self.total_chunks} in store; {self.seconds:.1f} s")
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,14 +107,17 @@ class Index:
     Beyond the core arguments: ``fusion`` ("weighted" or "rrf") and ``alpha`` (the dense list's
     weight) shape hybrid search; ``candidates`` is how deep each list (and the reranker) looks;
     ``rerank_weight`` < 1 mixes the first-stage score into the reranker's; ``lock_timeout`` makes a
-    second writer wait that many seconds instead of failing; ``batch_size`` is chunks per encode call.
+    second writer wait that many seconds instead of failing; ``batch_size`` is chunks per encode call;
+    files over ``max_file_mb`` are skipped unread (``None``: no limit); ``int8=True`` encodes documents
+    with an int8-quantised copy of the embedder in onnxruntime (faster; see ``models.int8_encoder``).
     """
 
     def __init__(self, path: str | Path = ".dca/index", collection: str = "docs", *,
                  embedder: str = DEFAULT_EMBEDDER, chunk_size: int = 512, chunk_overlap: int = 64,
                  server: str | None = None, mode: str = "hybrid", reranker: str | None = None,
                  fusion: str = "weighted", alpha: float = 0.5, candidates: int = 50, rerank_weight: float = 1.0,
-                 lock_timeout: float = 0.0, batch_size: int = 512):
+                 lock_timeout: float = 0.0, batch_size: int = 512, max_file_mb: float | None = MAX_FILE_MB,
+                 int8: bool = False):
         _check_name(collection)
         if mode not in MODES:
             raise RetrievalError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
@@ -123,6 +137,10 @@ class Index:
         self.rerank_weight = rerank_weight
         self.lock_timeout = lock_timeout
         self.batch_size = max(1, batch_size)
+        self.int8 = int8
+        if max_file_mb is not None and not max_file_mb > 0:
+            raise RetrievalError(f"max_file_mb {max_file_mb}: expected a positive number of megabytes or None")
+        self.max_bytes = int(max_file_mb * 2**20) if max_file_mb is not None else None
         self._client: Any = None
         self._col: Any = None
         self._manifest: Manifest | None = None
@@ -363,23 +381,30 @@ class Index:
         start = time.perf_counter()
         report = IndexReport()
         roots = [Path(p).expanduser() for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
-        files, unsupported = iter_files(roots)
-        for path, reason in unsupported:
-            report.skip(path, reason)
+        files, left_out = iter_files(roots, self.max_bytes)
+        for path, kind, reason in left_out:
+            report.skip(path, reason, kind)
         with WriteLock(self._state_dir(), self.lock_timeout):
             self._check_embedder_for_write()
             manifest = self._manifest_db()
             entries = manifest.entries()
             todo: list[tuple[Path, Entry, Entry | None]] = []
             touched: list[Entry] = []
+            readable = []
             for f in files:
                 key = str(f)
-                st = f.stat()
-                old = entries.get(key)
-                if old and old.status == "done" and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
-                    report.unchanged += 1
+                try:
+                    st = f.stat()
+                    old = entries.get(key)
+                    if old and old.status == "done" and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+                        report.unchanged += 1
+                        readable.append(f)
+                        continue
+                    digest = _sha256(f)
+                except OSError as exc:  # gone or unreadable since it was listed
+                    report.skip(key, f"cannot read ({exc.strerror})", "unreadable")
                     continue
-                digest = _sha256(f)
+                readable.append(f)
                 new = Entry(key, digest, st.st_size, st.st_mtime_ns, "done", [])
                 if old and old.status == "done" and old.hash == digest:
                     report.unchanged += 1
@@ -388,7 +413,7 @@ class Index:
                 todo.append((f, new, old))
             if touched:
                 manifest.touch(touched)
-            present = {str(f) for f in files}
+            present = {str(f) for f in readable}
             gone = [e for k, e in entries.items() if k not in present and not k.startswith("facts:")
                     and any(_under(k, r) for r in roots)]
             if not todo and not gone:
@@ -403,8 +428,15 @@ class Index:
                 report.removed += len(gone)
                 report.chunks_removed += len(ids)
             chunker = self._chunker()
-            units = self._load_units(todo, chunker, report)
+            dropped: list[Entry] = []
+            units = self._load_units(todo, chunker, report, dropped)
             self._write(units, report, progress=progress, total=len(todo))
+            if dropped:  # indexed before, unreadable now: the store follows the folder
+                ids = [cid for e in dropped for cid in e.chunk_ids]
+                self._delete(ids)
+                manifest.remove([e.path for e in dropped])
+                report.removed += len(dropped)
+                report.chunks_removed += len(ids)
             self._finish_write(report)
         report.seconds = time.perf_counter() - start
         return report
@@ -472,14 +504,29 @@ class Index:
             col.delete(ids=ids[i:i + 5000])
 
     def _load_units(self, todo: list[tuple[Path, Entry, Entry | None]], chunker: Chunker,
-                    report: IndexReport) -> Iterator[_Unit]:
-        """Read and chunk files one by one; unreadable files are skipped with their reason."""
+                    report: IndexReport, dropped: list[Entry]) -> Iterator[_Unit]:
+        """Read and chunk files one by one; a file that cannot be indexed is skipped with its reason
+        (and its earlier chunks listed in ``dropped``), one that changed while read is left for the
+        next run (keeping its earlier chunks)."""
         for path, new, old in todo:
+            notes: list[str] = []
+            skip: SkippedFile | None = None
             try:
-                facts = load_file(path, chunker)
-            except RetrievalError as exc:
-                report.skip(str(path), str(exc))
+                facts = load_file(path, chunker, max_bytes=self.max_bytes, notes=notes)
+                st = path.stat()
+                if (st.st_size, st.st_mtime_ns) != (new.size, new.mtime_ns):
+                    skip = SkippedFile("changed while read", "changed while being read; indexed on the next run")
+            except OSError as err:  # vanished or lost permission after it was listed
+                skip = SkippedFile("unreadable", f"cannot read ({err.strerror})")
+            except SkippedFile as err:
+                skip = err
+            if skip is not None:
+                report.skip(str(path), skip.reason, skip.kind)
+                if old is not None and skip.kind != "changed while read":
+                    dropped.append(old)
                 continue
+            for n in notes:
+                report.note(str(path), n)
             new.chunk_ids = [f.id for f in facts]
             yield _Unit(str(path), new, facts, old.chunk_ids if old else [], old is None or not old.hash)
 
@@ -492,6 +539,11 @@ class Index:
         worker threads); reading, chunking and writing are a few percent of the time.
         """
         model = self._model()
+        if self.int8:
+            fast = int8_encoder(self.embedder)
+            encode: Any = lambda texts: embed_with(fast, texts)  # noqa: E731
+        else:
+            encode = lambda texts: embed(model, texts)  # noqa: E731
         col = self._collection()
         manifest = self._manifest_db()
         facts: list[Fact] = []
@@ -501,7 +553,7 @@ class Index:
         def flush() -> None:
             for i in range(0, len(facts), 5000):
                 part = facts[i:i + 5000]
-                col.upsert(ids=[f.id for f in part], embeddings=embed(model, [f.text for f in part]),
+                col.upsert(ids=[f.id for f in part], embeddings=encode([f.text for f in part]),
                            documents=[f.text for f in part], metadatas=[flat_metadata(f.metadata) for f in part])
             stale = [cid for u in done for cid in set(u.old_ids) - set(u.entry.chunk_ids)]
             if stale:

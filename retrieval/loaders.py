@@ -14,18 +14,22 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from retrieval.errors import RetrievalError
+from retrieval.errors import RetrievalError, SkippedFile
 from retrieval.facts import Fact
 from retrieval.records import finqa_facts, tatqa_facts
 from retrieval.tables import caption_scale, table_to_facts
 
 TEXT_TYPES = {".txt", ".text", ".md", ".markdown", ".html", ".htm", ".csv", ".tsv", ".json", ".jsonl"}
 SUPPORTED = TEXT_TYPES | {".pdf", ".docx"}
+MAX_FILE_MB = 100.0
+_MAGIC = {".pdf": (b"%PDF", "a PDF (no %PDF header)"), ".docx": (b"PK", "a .docx (not a zip archive)")}
 _SEPARATOR = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
 
 
@@ -50,36 +54,91 @@ class Chunker:
         return [c for c in self._splitter.split_text(text) if c.strip()]
 
 
-def iter_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Supported files under ``paths`` (sorted, resolved) and ``(path, reason)`` for the rest."""
+def iter_files(paths: Iterable[str | Path], max_bytes: int | None = None
+               ) -> tuple[list[Path], list[tuple[str, str, str]]]:
+    """Supported files under ``paths`` (sorted, resolved) and ``(path, kind, reason)`` for the rest.
+
+    Folders are walked without following symlinked folders; a symlinked file inside a folder is
+    kept only if it resolves inside that folder. Files over ``max_bytes`` are left out unread.
+    """
     files: set[Path] = set()
-    skipped: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str, str]] = []
     for p in paths:
         path = Path(p).expanduser()
         if not path.exists():
             raise RetrievalError(f"{path}: no such file or folder")
-        candidates = sorted(path.rglob("*")) if path.is_dir() else [path]
-        for f in candidates:
-            if not f.is_file() or any(part.startswith(".") for part in f.relative_to(path).parts if path.is_dir()):
-                continue
-            if f.suffix.lower() in SUPPORTED:
-                files.add(f.resolve())
-            else:
-                skipped.append((str(f), f"unsupported file type {f.suffix or '(none)'}"))
-    return sorted(files), skipped
+        if not path.is_dir():
+            _consider(path, None, max_bytes, files, skipped)
+            continue
+        root = path.resolve()
+        for folder, dirnames, filenames in os.walk(path):  # followlinks=False: no loops, no escapes
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for d in dirnames:
+                if os.path.islink(os.path.join(folder, d)):
+                    skipped.append((os.path.join(folder, d), "symlink", "symlinked folder: not followed"))
+            for name in sorted(filenames):
+                if not name.startswith("."):
+                    _consider(Path(folder) / name, root, max_bytes, files, skipped)
+    return sorted(files), sorted(skipped)
 
 
-def load_file(path: Path, chunker: Chunker) -> list[Fact]:
-    """All facts of one file (tables as rows, text as chunks); ``RetrievalError`` if unreadable."""
+def _consider(f: Path, root: Path | None, max_bytes: int | None, files: set[Path],
+              skipped: list[tuple[str, str, str]]) -> None:
+    if f.suffix.lower() not in SUPPORTED:
+        skipped.append((str(f), "unsupported", f"unsupported file type {f.suffix or '(none)'}"))
+        return
+    real = f.resolve()
+    if f.is_symlink() and not real.exists():
+        skipped.append((str(f), "symlink", f"broken symlink to {real}"))
+        return
+    if root is not None and real != root and root not in real.parents:
+        skipped.append((str(f), "symlink", f"symlink to {real}, outside the indexed folder {root}"))
+        return
+    try:
+        st = real.stat()
+    except OSError as exc:
+        skipped.append((str(f), "unreadable", f"cannot stat ({exc.strerror})"))
+        return
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or device named like a document would block the read
+        skipped.append((str(f), "unreadable", "not a regular file"))
+    elif max_bytes is not None and st.st_size > max_bytes:
+        skipped.append((str(f), "too large", _too_large(st.st_size, max_bytes)))
+    else:
+        files.add(real)
+
+
+def _too_large(size: int, max_bytes: int) -> str:
+    return (f"{_size(size)} is over the {_size(max_bytes)} limit "
+            f"(raise it with Index(max_file_mb=...) or dca index --max-file-mb)")
+
+
+def _size(n: int) -> str:
+    value, unit = (n / 2**20, "MB") if n >= 2**20 else (n / 2**10, "kB")
+    return f"{value:.1f}".rstrip("0").rstrip(".") + f" {unit}"
+
+
+def load_file(path: Path, chunker: Chunker, *, max_bytes: int | None = None,
+              notes: list[str] | None = None) -> list[Fact]:
+    """All facts of one file (tables as rows, text as chunks).
+
+    Raises ``SkippedFile`` (a ``RetrievalError``) naming the reason when the file is empty, binary,
+    too large, unparsable or holds no text; ``notes`` collects what was repaired on the way
+    (e.g. invalid UTF-8 bytes replaced).
+    """
     suffix = path.suffix.lower()
     source = str(path)
+    notes = notes if notes is not None else []
     try:
-        if suffix == ".pdf":
-            facts = _pdf(path, chunker)
-        elif suffix == ".docx":
-            facts = _docx(path, chunker)
+        data = _read_bytes(path, max_bytes)
+        if not data.strip():
+            raise SkippedFile("empty", "empty file" if not data else "only whitespace")
+        if suffix in _MAGIC:
+            magic, what = _MAGIC[suffix]
+            if not data[:1024].lstrip().startswith(magic):
+                raise SkippedFile("unreadable", f"not {what}")
+            facts = _pdf(path, chunker) if suffix == ".pdf" else _docx(path, chunker)
         else:
-            text = _read_text(path)
+            text = _decode(data, suffix, notes)
             if suffix in (".md", ".markdown"):
                 facts = _markdown(text, source, chunker)
             elif suffix in (".html", ".htm"):
@@ -90,24 +149,64 @@ def load_file(path: Path, chunker: Chunker) -> list[Fact]:
                 facts = _json(text, source, chunker, lines=suffix == ".jsonl")
             else:
                 facts = _text_facts(text, source, chunker)
-    except RetrievalError:
-        raise
+    except SkippedFile as exc:
+        raise SkippedFile(exc.kind, exc.reason, path) from exc
+    except RetrievalError as exc:
+        raise SkippedFile("unreadable", str(exc).removeprefix(f"{source}: "), path) from exc
     except Exception as exc:  # a corrupt file must name itself, not crash the run
-        raise RetrievalError(f"{path}: cannot read {suffix} file ({type(exc).__name__}: {exc})") from exc
+        inner = _unwrap(exc)
+        first = str(inner).strip().splitlines()[0][:200] if str(inner).strip() else ""
+        raise SkippedFile("unreadable", f"cannot read {suffix} file ({type(inner).__name__}: {first})", path) from exc
+    if not facts:
+        raise SkippedFile("no text", "no text found" + (" (a scanned PDF needs OCR first)" if suffix == ".pdf" else ""),
+                          path)
     return _dedupe(facts)
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The parser's own error inside a retry wrapper (llama-index's PDFReader retries with tenacity)."""
+    attempt = getattr(exc, "last_attempt", None)
+    inner = attempt.exception() if attempt is not None and hasattr(attempt, "exception") else None
+    return inner or exc
+
+
+def _read_bytes(path: Path, max_bytes: int | None) -> bytes:
+    """The file's bytes, read at most once past ``max_bytes`` (a file may grow after listing)."""
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1) if max_bytes is not None else f.read()
+    if max_bytes is not None and len(data) > max_bytes:
+        raise SkippedFile("too large", _too_large(max(len(data), path.stat().st_size), max_bytes))
+    return data
+
+
+def _decode(data: bytes, suffix: str, notes: list[str]) -> str:
+    """Text from bytes: UTF-8 (or UTF-16 with a BOM); a few bad bytes are replaced and noted, a
+    file that is mostly not UTF-8 is read as Windows-1252; binary content is refused."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    if b"\x00" in data[:65536]:
+        raise SkippedFile("binary", f"binary content in a {suffix} file (NUL bytes)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        text = data.decode("utf-8", errors="replace")
+        bad = text.count("\ufffd")
+        if bad <= max(16, len(data) // 1000):
+            notes.append(f"invalid UTF-8 at byte {exc.start}: {bad} character(s) replaced with U+FFFD")
+        else:
+            text = data.decode("cp1252", errors="replace")
+            notes.append(f"not UTF-8 (invalid byte at {exc.start}): read as Windows-1252")
+    sample = text[:65536]
+    control = sum(1 for c in sample if ord(c) < 32 and c not in "\n\r\t\f\v")
+    if control > 0.1 * len(sample):
+        raise SkippedFile("binary", f"binary content in a {suffix} file ({control} control characters "
+                                    f"in the first {len(sample)})")
+    return text
 
 
 def _dedupe(facts: list[Fact]) -> list[Fact]:
     seen: set[str] = set()
     return [f for f in facts if not (f.id in seen or seen.add(f.id))]
-
-
-def _read_text(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
 
 
 def _text_facts(text: str, source: str, chunker: Chunker, place: str = "", **meta: Any) -> list[Fact]:

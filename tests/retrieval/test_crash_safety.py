@@ -52,7 +52,7 @@ def _contents(idx: Index) -> tuple[list[str], dict[str, str]]:
 
 def test_sigkill_mid_update_then_rerun_equals_clean_run(tmp_path):
     folder, store, clean = tmp_path / "docs", tmp_path / "store", tmp_path / "clean"
-    n = 120
+    n = 60
     _rewrite(folder, n, version=1)
     Index(store, **SETTINGS).add(folder, progress=False)
     _rewrite(folder, n, version=2)  # changes every file, deletes some, adds some

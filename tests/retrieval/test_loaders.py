@@ -16,7 +16,7 @@ def test_iter_files_skips_unsupported_with_reason(corpus):
     files, skipped = iter_files([corpus])
     assert {f.name for f in files} == {"entergy.md", "fruit.html", "notes.txt", "staff.csv", "planets.jsonl",
                                        "manual.pdf", "memo.docx"}
-    assert skipped == [(str(corpus / "photo.png"), "unsupported file type .png")]
+    assert skipped == [(str(corpus / "photo.png"), "unsupported", "unsupported file type .png")]
     with pytest.raises(RetrievalError, match="no such file"):
         iter_files([corpus / "missing"])
 

@@ -76,3 +76,21 @@ def test_read_pairs_and_hard_negatives(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"query": "only a query"}\n')
     with pytest.raises(RetrievalError, match="line 1 needs"):
         read_pairs(tmp_path / "bad.jsonl")
+
+
+def test_int8_indexing_embeds_close_to_fp32_and_finds_the_same_document(tmp_path):
+    from retrieval.models import embed_with, int8_encoder
+
+    model = load_embedder("all-MiniLM-L6-v2")
+    texts = ["The pump warranty lasts two years from delivery.", "Net revenue rose to $5,829 million in 2015.",
+             "Lighthouses guide ships along the rocky northern coast at night."]
+    fp32, int8 = embed(model, texts), embed_with(int8_encoder("all-MiniLM-L6-v2"), texts)
+    assert int8.shape == fp32.shape and np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-4)
+    assert float((int8 * fp32).sum(1).min()) > 0.9  # close, not equal: the weights are 8-bit
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i, t in enumerate(texts):
+        (folder / f"d{i}.txt").write_text(t)
+    idx = Index(tmp_path / "store", "int8", int8=True)
+    assert idx.add(folder, progress=False).added == 3
+    assert idx.search("how long is the pump guaranteed", k=1, mode="dense")[0].source.endswith("d0.txt")
