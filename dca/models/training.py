@@ -128,7 +128,8 @@ class RunLog:
         if self._bar is not None:
             self._bar.update(self._task, completed=step + 1)
 
-    def plot(self, keys: tuple[str, ...] = ("loss", "dev_loss")) -> Path | None:
+    def plot(self, keys: tuple[str, ...] = ("loss", "dev_loss"),
+             ylabel: str = "loss (nats / completion token)") -> Path | None:
         """Write ``curve.png``: each metric in ``keys`` against the step."""
         series = {k: [(r["step"], r[k]) for r in self.records if isinstance(r.get(k), (int, float))] for k in keys}
         if not any(series.values()):
@@ -143,7 +144,7 @@ class RunLog:
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], label=k, marker="o" if len(pts) < 30 else None)
         ax.set_xlabel("step")
-        ax.set_ylabel("loss (nats / completion token)")
+        ax.set_ylabel(ylabel)
         ax.set_title(self.title)
         ax.legend()
         ax.grid(alpha=0.3)

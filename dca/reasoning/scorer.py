@@ -24,7 +24,7 @@ import shutil
 import sys
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -188,38 +188,13 @@ class ScorerConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "config") -> "ScorerConfig":
         """Build from a mapping (a YAML file's content), naming the file and field on any error."""
-        from dca.reasoning.sft import _source
+        from dca.reasoning.sft import checked_fields
 
-        if not isinstance(data, dict):
-            raise ValueError(f"{where}: expected a mapping of scorer settings, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{where}: unknown field {unknown[0]!r} (expected one of: {', '.join(sorted(known))})")
-        values = dict(data)
-        for key in ("data", "dev"):
-            values[key] = [_source(s, f"{where}: {key}[{i}]") for i, s in enumerate(values.get(key) or [])]
-        default = cls()
-        for name, value in values.items():
-            want = getattr(default, name)
-            if name in ("data", "dev") or (value is None and name in ("max_examples", "threads", "save_to")):
-                continue
-            if isinstance(want, bool):
-                if not isinstance(value, bool):
-                    raise ValueError(f"{where}: field {name!r} must be true or false, got {value!r}")
-            elif isinstance(want, (int, float)) or name in ("max_examples", "threads"):
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise ValueError(f"{where}: field {name!r} must be a number, got {value!r}")
-                if isinstance(want, float):
-                    values[name] = float(value)
-            elif isinstance(want, str) or name == "save_to":
-                if not isinstance(value, str):
-                    raise ValueError(f"{where}: field {name!r} must be text, got {value!r}")
+        values = checked_fields(cls, data, where, "scorer",
+                                optional={"max_examples": int, "threads": int, "save_to": str})
         for name in ("samples", "batch_size"):
             if values.get(name, 1) < 1:
                 raise ValueError(f"{where}: field {name!r} must be >= 1, got {values[name]!r}")
-        if not values.get("data", [1]):
-            raise ValueError(f"{where}: field 'data' must list at least one task family")
         return cls(**values)
 
 
@@ -491,6 +466,33 @@ def base_model_path(base: str) -> str:
     return resolve_model(base)
 
 
+def classifier_base(path: str, work: Path) -> str:
+    """A directory ``CrossEncoder`` reads as a sequence classifier. A causal LM (e.g. the policy's own
+    backbone) is re-saved with a one-logit classification head: ``CrossEncoder`` would otherwise score
+    it by the logits of "yes"/"no" tokens, which a dca tokenizer does not have."""
+    from transformers import AutoConfig
+
+    local = Path(path)
+    config = AutoConfig.from_pretrained(path, local_files_only=local.is_dir())
+    if not any(a.endswith("ForCausalLM") for a in (config.architectures or [])):
+        return path
+    if (work / "config.json").exists():
+        return str(work)
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local.is_dir())
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, local_files_only=local.is_dir(),
+                                                               pad_token_id=tokenizer.pad_token_id)
+    tmp = work.with_name(work.name + ".tmp")
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    tokenizer.save_pretrained(str(tmp))
+    shutil.rmtree(work, ignore_errors=True)
+    os.replace(tmp, work)
+    return str(work)
+
+
 def train_scorer(config: ScorerConfig, *, labels: Sequence[Labeled] | None = None,
                  dev_labels: Sequence[Labeled] | None = None, progress: bool = True) -> ScorerResult:
     """Label (unless ``labels`` are given), fine-tune and save a step scorer; returns where it went.
@@ -546,7 +548,8 @@ def train_scorer(config: ScorerConfig, *, labels: Sequence[Labeled] | None = Non
                                   "label": [float(x.value) for x in rows]})
 
     torch.manual_seed(config.seed)
-    model = _load_cross_encoder(base_model_path(config.base), num_labels=1, max_length=config.max_length)
+    base = classifier_base(base_model_path(config.base), out / "base")
+    model = _load_cross_encoder(base, num_labels=1, max_length=config.max_length)
     model.model.train()
     train_ds = dataset(labels).shuffle(seed=config.seed)
     dev_ds = dataset(dev_labels[:512]) if dev_labels else None

@@ -366,14 +366,14 @@ class SearchStrategy:
     def propose(self, request: ProposeRequest) -> list[Proposal]:
         budget = Budget(self.samples, self.tokens)
         calls_before = self.values.calls if self.values else 0
-        self._request = request
+        self._votes: dict[str, float] = {}
         ranked = self.search(request, budget)
         if self.values:
             budget.spent.scorer_calls += self.values.calls - calls_before
         chosen = self._choose(ranked, max(1, request.n))
         self.last = SearchReport(self.name, budget.spent, candidates=len(ranked),
                                  pruned=sum(c.failed for c in ranked), chosen=chosen[0].lines if chosen else [],
-                                 score=chosen[0].score if chosen else None, votes=getattr(self, "_votes", {}))
+                                 score=chosen[0].score if chosen else None, votes=self._votes)
         if not chosen:
             return [Proposal(lines=[""], score=None, compute=budget.spent)]
         chosen[0].compute = budget.spent
@@ -640,7 +640,8 @@ class MCTS(SearchStrategy):
     the rollout being one completion (``policy.complete``) whose finished trace is valued by the
     scorer (0 if it fails a check). Every finished trace found, in the tree or by a rollout, is
     kept; the answer with the highest summed value wins (``select: vote``), or the single best
-    trace (``select: value``).
+    trace (``select: value``). Budget left when the tree closes early (every branch finished or
+    failed) is spent on whole traces from the root, valued the same way.
     """
 
     name = "mcts"
@@ -697,6 +698,15 @@ class MCTS(SearchStrategy):
                 roll_value = rolled.value if rolled is not None and rolled.value is not None else 0.0
                 value = self.mix * leaf.value + (1 - self.mix) * roll_value
             self._backup(path, value)
+        if budget.left > 0:  # the tree closed early (every branch finished or failed): sample whole traces
+            calls += 1
+            draws = self.sampler.draw([request], budget.left, max(self.temperature, request.temperature),
+                                      self._seed(request, calls), True, budget)[0]
+            extra = [c for c in self.candidates(request, draws) if c.finished]
+            self.score_candidates(request, extra)
+            for c in extra:
+                for _ in range(c.count):
+                    self._keep(found, c.steps, c.value or 0.0)
         cands = list(found.values())
         if not cands:  # nothing finished: the most visited path, for the graph to continue from
             node, steps = root, []

@@ -122,6 +122,42 @@ def _source(item: Any, where: str) -> DataSource:
     return DataSource(**item)
 
 
+def checked_fields(cls: type, data: Any, where: str, what: str,
+                   optional: dict[str, type] | None = None) -> dict[str, Any]:
+    """A config mapping's values checked against dataclass ``cls``'s fields and their defaults' types
+    (``data``/``dev`` become ``DataSource``s; ``optional`` gives the type of fields whose default is
+    None). Raises one line naming ``where`` and the field."""
+    optional = optional or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping of {what} settings, got {type(data).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown field {unknown[0]!r} (expected one of: {', '.join(sorted(known))})")
+    values = dict(data)
+    for key in ("data", "dev"):
+        if key in known:
+            values[key] = [_source(s, f"{where}: {key}[{i}]") for i, s in enumerate(values.get(key) or [])]
+    default = cls()
+    for name, value in values.items():
+        want = optional.get(name, type(getattr(default, name)))
+        if name in ("data", "dev") or (value is None and name in optional):
+            continue
+        if want is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"{where}: field {name!r} must be true or false, got {value!r}")
+        elif want in (int, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{where}: field {name!r} must be a number, got {value!r}")
+            if want is float:
+                values[name] = float(value)
+        elif want is str and not isinstance(value, str):
+            raise ValueError(f"{where}: field {name!r} must be text, got {value!r}")
+    if "data" in known and not values.get("data", [1]):
+        raise ValueError(f"{where}: field 'data' must list at least one task family")
+    return values
+
+
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     """A training config file's top-level mapping; one-line errors naming the file and line."""
     import yaml

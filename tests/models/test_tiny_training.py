@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import tiny_sft_config
+from helpers_models import tiny_sft_config
 
 from dca.models.tiny import PRESETS, build_model, count_parameters
 from dca.models.tokenizer import train_tokenizer

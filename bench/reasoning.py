@@ -1,0 +1,323 @@
+"""Reasoning benchmark: does RL help, does search turn compute into accuracy, and how far does it go.
+
+    .venv/bin/python bench/reasoning.py            # quick: small problem sets, short GRPO run (~15-25 min)
+    .venv/bin/python bench/reasoning.py --full     # the issue's sizes (hours on 2 shared cores)
+
+Sections (``--sections`` picks some):
+- rl: held-out greedy accuracy of the SFT policy vs SFT+GRPO, synthetic (held-out templates) and countdown;
+- scaling: accuracy against policy samples (1..64) per search strategy, on the same problems;
+- countdown4: countdown with 4 numbers solved within 64 samples (exact check) and by majority vote;
+- gsm8k: GSM8K dev (a fixed part of train.jsonl held out of training), greedy and best strategy;
+- throughput: HF vs plain-torch training and generation speed (``bench/lm_throughput.py``).
+
+Baselines are measured in the same run (the SFT policy before GRPO; majority vote at equal samples).
+Writes bench/out/reasoning.json, reasoning_rl.png and reasoning_scaling.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out"
+sys.path.insert(0, str(ROOT))
+
+SIZES = {
+    "quick": dict(quick=True, eval_n=40, rl_steps=40, scaling_n=16, budgets=[1, 4, 16], countdown_n=20, gsm8k_n=40,
+                  scorer_problems=40, gsm8k_samples=8),
+    "full": dict(quick=False, eval_n=200, rl_steps=300, scaling_n=60, budgets=[1, 2, 4, 8, 16, 32, 64], countdown_n=100,
+                 gsm8k_n=200, scorer_problems=400, gsm8k_samples=16),
+}
+STRATEGIES = ["self_consistency", "best_of_n", "beam", "mcts", "rstar"]
+ANCHORS = {"GPT-3 6B fine-tuned (Cobbe et al. 2021)": 0.217, "GPT-3 6B fine-tuned + verifier": 0.39}
+
+
+def problems(family: str, split: str, n: int, **options):
+    from dca.reasoning.tasks import get_family
+
+    return list(get_family(family, **options).problems(split, n=n))
+
+
+def rl_section(policy: str, size: dict, work: Path, threads: int) -> dict:
+    """GRPO from the SFT policy; greedy accuracy before and after on held-out sets."""
+    from dca.reasoning.rl import RLConfig, train_rl
+    from dca.reasoning.sft import DataSource
+
+    config = RLConfig(
+        policy=policy,
+        data=[DataSource("synthetic", "train", n=2000, options={"min_steps": 1, "max_steps": 4}),
+              DataSource("countdown", "train", n=2000, options={"max_numbers": 3})],
+        dev=[DataSource("synthetic", "test", options={"min_steps": 1, "max_steps": 4}),
+             DataSource("countdown", "dev", options={"max_numbers": 3})],
+        steps=size["rl_steps"], prompts_per_step=4, group=8, max_new_tokens=96, temperature=1.0, lr=5e-5,
+        reward_correct=1.0, reward_valid=0.2, reward_format=0.1, eval_n=size["eval_n"], threads=threads,
+        out_dir=str(work / "rl"), resume=True, checkpoint_every=20)
+    result = train_rl(config)
+    return {"model": str(result.model_dir), "before": result.before, "after": result.after,
+            "gain_points": {k: round(100 * (result.after[k] - result.before.get(k, 0.0)), 1) for k in result.after},
+            "rewards": result.rewards, "minutes": round(result.seconds / 60, 1), "steps": result.steps}
+
+
+def train_bench_scorer(policy: str, size: dict, work: Path, threads: int) -> str:
+    """A step scorer on the policy's own rollouts: a classification head on the policy's backbone
+    (MiniLM in the full run), so the quick run stays within minutes."""
+    from dca.reasoning.scorer import ScorerConfig, train_scorer
+    from dca.reasoning.sft import DataSource
+
+    n = size["scorer_problems"] // 2
+    config = ScorerConfig(policy=policy, base=policy if size["quick"] else "minilm",
+                          data=[DataSource("synthetic", "train", n=n, seed=7, options={"min_steps": 1, "max_steps": 4}),
+                                DataSource("countdown", "train", n=n, seed=7, options={"max_numbers": 3})],
+                          samples=8, rollouts=4, epochs=3 if size["quick"] else 1, batch_size=32,
+                          lr=1e-3 if size["quick"] else 5e-5, max_length=192, threads=threads,
+                          out_dir=str(work / f"scorer-{Path(policy).parent.name}-{size['rl_steps']}"), resume=True,
+                          eval_every=0, checkpoint_every=1000)
+    return str(train_scorer(config).model_dir)
+
+
+def solve_rate(strategy, items) -> float:
+    """Share of problems whose proposed trace, run by the interpreter, the family scores right."""
+    from dca.abilities import ProposeRequest
+    from dca.reasoning.prompt import problem_facts
+    from dca.reasoning.scorer import trace_correct
+    from dca.reasoning.steps import Interpreter, StepError
+    from dca.reasoning.tasks import get_family
+
+    right = 0
+    fams = {}
+    for i, p in enumerate(items):
+        fam = fams.setdefault(p.family, get_family(p.family))
+        lines = strategy.propose(ProposeRequest(task=p.question, evidence=problem_facts(p), steps=[], seed=i,
+                                                max_steps=12))[0].lines
+        try:
+            answer = Interpreter().run_trace(lines).get("answer")
+        except StepError:
+            continue
+        right += bool(answer is not None and trace_correct(fam, p, lines, answer))
+    return right / max(1, len(items))
+
+
+def scaling_section(policy: str, scorer: str, size: dict) -> dict:
+    from rich.progress import track
+
+    from dca.reasoning.policy import LMPolicy
+    from dca.reasoning.search import make_strategy
+
+    n = size["scaling_n"] // 2
+    items = problems("synthetic", "test", n, min_steps=1, max_steps=4) + problems("countdown", "dev", n, max_numbers=3)
+    lm = LMPolicy(policy, max_trace_tokens=96)
+    out: dict = {"problems": len(items), "greedy": solve_rate(make_strategy("greedy", lm, samples=1), items)}
+    runs = [(s, b) for s in STRATEGIES for b in size["budgets"]]
+    for name, budget in track(runs, description="search strategies"):
+        strategy = make_strategy(name, lm, samples=budget, scorer=scorer if name in ("best_of_n", "beam", "mcts")
+                                 else None, seed=0)
+        t0 = time.perf_counter()
+        out.setdefault(name, {})[str(budget)] = {"accuracy": solve_rate(strategy, items),
+                                                 "seconds": round(time.perf_counter() - t0, 1)}
+    return out
+
+
+def countdown4_section(policy: str, size: dict) -> dict:
+    """Countdown with 4 numbers: any of 64 samples exactly right (the check is exact, so a verifier in
+    the loop finds it), and majority vote over the same samples."""
+    from dca.abilities import ProposeRequest
+    from dca.reasoning.policy import LMPolicy
+    from dca.reasoning.search import Budget, Sampler, TraceChecker, answer_key
+    from dca.reasoning.tasks import get_family
+
+    fam = get_family("countdown", min_numbers=4, max_numbers=4)
+    items = list(fam.problems("dev", n=size["countdown_n"]))
+    lm = LMPolicy(policy, max_trace_tokens=96)
+    sampler, checker = Sampler(lm), TraceChecker()
+    solved = voted = 0
+    for i, p in enumerate(items):
+        draws = sampler.draw([ProposeRequest(task=p.question, evidence=[], steps=[])], 64, 1.0, i, True,
+                             Budget(64))[0]
+        votes: dict[str, list] = {}
+        hit = False
+        for d in draws:
+            ok = fam.score(p, d.lines)
+            hit = hit or ok
+            try:
+                done = []
+                for line in d.lines:
+                    step, _ = checker.step(p.question, [], done, line)
+                    if step.verdict is None or not step.verdict.ok:
+                        raise ValueError
+                    done.append(step)
+                votes.setdefault(answer_key(done[-1].value), []).append(ok)
+            except (ValueError, IndexError):
+                continue
+        solved += hit
+        if votes:
+            best = max(votes.values(), key=len)
+            voted += any(best)
+    return {"problems": len(items), "solved_within_64": solved / max(1, len(items)),
+            "majority_vote_64": voted / max(1, len(items))}
+
+
+def gsm8k_section(policy: str, size: dict) -> dict:
+    from dca.reasoning.policy import LMPolicy, evaluate_policy
+    from dca.reasoning.search import make_strategy
+
+    try:
+        items = problems("gsm8k", "dev", size["gsm8k_n"])
+    except Exception as exc:  # the data is not in the repo: report why instead of a number
+        return {"skipped": str(exc).splitlines()[0]}
+    lm = LMPolicy(policy, max_trace_tokens=192)
+    model, tokenizer = lm.load()
+    greedy = evaluate_policy(model, tokenizer, items, lm.format)["accuracy"]
+    k = size["gsm8k_samples"]
+    vote = solve_rate(make_strategy("self_consistency", lm, samples=k, seed=0), items)
+    return {"problems": len(items), "greedy": greedy, f"self_consistency@{k}": vote, "anchors": ANCHORS}
+
+
+def throughput_section(threads: int) -> dict:
+    env = {**os.environ, "DCA_TORCH_THREADS": str(threads)}
+    subprocess.run([sys.executable, str(ROOT / "bench" / "lm_throughput.py"), "--quick", "--threads", str(threads)],
+                   check=True, env=env)
+    return json.loads((OUT / "lm_throughput.json").read_text())
+
+
+def plot(report: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rl = report.get("rl")
+    if rl and rl.get("rewards"):
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.plot(range(len(rl["rewards"])), rl["rewards"])
+        ax.set_xlabel("GRPO step")
+        ax.set_ylabel("mean reward per trace")
+        ax.set_title("GRPO from the SFT policy")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(OUT / "reasoning_rl.png", dpi=100)
+        plt.close(fig)
+    sc = report.get("scaling")
+    if sc:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for name in STRATEGIES:
+            if name in sc:
+                xs = sorted(int(b) for b in sc[name])
+                ax.plot(xs, [sc[name][str(x)]["accuracy"] for x in xs], marker="o", label=name)
+        ax.axhline(sc["greedy"], color="grey", linestyle="--", label="greedy")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("policy samples per problem")
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"accuracy vs compute ({sc['problems']} problems)")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(OUT / "reasoning_scaling.png", dpi=100)
+        plt.close(fig)
+
+
+def table(report: dict) -> str:
+    rows = [f"# reasoning benchmark ({report['mode']}, policy {report['policy']})"]
+    if "rl" in report:
+        rl = report["rl"]
+        rows.append(f"\nRL (GRPO {rl['steps']} steps, {rl['minutes']} min): greedy held-out accuracy")
+        rows.append(f"{'set':<22}{'SFT':>8}{'SFT+GRPO':>10}{'points':>8}")
+        for k, after in rl["after"].items():
+            rows.append(f"{k:<22}{rl['before'].get(k, 0):>8.1%}{after:>10.1%}{rl['gain_points'][k]:>+8.1f}")
+    if "scaling" in report:
+        sc = report["scaling"]
+        budgets = sorted({int(b) for s in STRATEGIES if s in sc for b in sc[s]})
+        rows.append(f"\naccuracy vs samples ({sc['problems']} problems; greedy {sc['greedy']:.1%})")
+        rows.append(f"{'strategy':<18}" + "".join(f"{b:>8}" for b in budgets))
+        for s in STRATEGIES:
+            if s in sc:
+                rows.append(f"{s:<18}" + "".join(f"{sc[s][str(b)]['accuracy']:>8.1%}" for b in budgets))
+    if "countdown4" in report:
+        c = report["countdown4"]
+        rows.append(f"\ncountdown-4 ({c['problems']} problems): solved within 64 samples {c['solved_within_64']:.1%}, "
+                    f"majority vote of 64 {c['majority_vote_64']:.1%}")
+    if "gsm8k" in report:
+        g = report["gsm8k"]
+        if "skipped" in g:
+            rows.append(f"\nGSM8K skipped: {g['skipped']}")
+        else:
+            best = {k: v for k, v in g.items() if k.startswith("self_consistency")}
+            rows.append(f"\nGSM8K dev ({g['problems']} problems): greedy {g['greedy']:.1%}, "
+                        + ", ".join(f"{k} {v:.1%}" for k, v in best.items())
+                        + "; anchors: " + ", ".join(f"{k} {v:.1%}" for k, v in ANCHORS.items()))
+    if "throughput" in report:
+        rows.append("\nthroughput HF / plain torch (same shape, same run):")
+        for r in report["throughput"].get("rows", report["throughput"] if isinstance(report["throughput"], list) else []):
+            if isinstance(r, dict) and "what" in r:
+                rows.append(f"  {r['what']:<28} HF {r['hf']:.0f}  plain {r['plain']:.0f}  ratio {r['ratio']:.2f}")
+    return "\n".join(rows)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--full", action="store_true", help="the issue's sizes (default: quick)")
+    ap.add_argument("--policy", default="dca:tiny-policy", help="the SFT policy to start from")
+    ap.add_argument("--sections", default="rl,scaling,countdown4,gsm8k,throughput")
+    ap.add_argument("--rl-steps", type=int, help="GRPO steps (default: 40 quick, 300 full); a rerun resumes")
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("DCA_TORCH_THREADS", "2")))
+    ap.add_argument("--work", default=str(OUT / "reasoning-work"), help="training runs (resumable)")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    mode = "full" if args.full else "quick"
+    size = dict(SIZES[mode])
+    if args.rl_steps:
+        size["rl_steps"] = args.rl_steps
+    sections = set(args.sections.split(","))
+    work = Path(args.work) / mode
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / "reasoning.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    # sections not run this time keep their last results from a run of the same mode and policy
+    keep = old if old.get("mode") == mode and old.get("policy") == args.policy else {}
+    report: dict = {**keep, "mode": mode, "policy": args.policy, "sizes": size}
+    t0 = time.perf_counter()
+
+    def save() -> None:
+        report["seconds"] = round(time.perf_counter() - t0, 1)
+        path.write_text(json.dumps(report, indent=2))
+
+    trained = report.get("rl", {}).get("model", args.policy)
+    if "rl" in sections:
+        report["rl"] = rl_section(args.policy, size, work, args.threads)
+        trained = report["rl"]["model"]
+        save()
+    report["searched_policy"] = trained
+    if "countdown4" in sections:
+        report["countdown4"] = countdown4_section(trained, size)
+        save()
+    if "gsm8k" in sections:
+        report["gsm8k"] = gsm8k_section(trained, size)
+        save()
+    if "throughput" in sections:
+        report["throughput"] = throughput_section(args.threads)
+        save()
+    if "scaling" in sections:
+        scorer = train_bench_scorer(trained, size, work, args.threads)
+        report["scorer"] = scorer
+        report["scaling"] = scaling_section(trained, scorer, size)
+        save()
+    plot(report)
+    text = table(report)
+    print(text)
+    (OUT / "reasoning.txt").write_text(text + "\n")
+    print(f"\nwrote {path}, {OUT / 'reasoning_rl.png'}, {OUT / 'reasoning_scaling.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,359 @@
+"""GRPO: reinforcement learning of the step policy against verifiable rewards.
+
+A group of traces is sampled per problem; each is run by the step interpreter and judged by the
+verifier and the task family's exact scorer. Three rewards, each logged on its own:
+
+- ``correct``: the trace reaches the right answer (countdown: with each given number at most once);
+- ``valid``: the share of its lines that pass the verifier's programmatic checks, in order;
+- ``format``: every line parses in the step language, the last is ``answer = ...``, nothing follows.
+
+The loop is TRL's ``GRPOTrainer`` (group-normalised advantages, clipped ratio, optional KL to the
+starting policy via ``beta``): a whole trace is one completion, and the interpreter runs inside the
+reward functions, which receive each prompt's problem id as a dataset column. The same config
+trains a real model on GPUs (TRL + accelerate); here it runs on CPU.
+
+    dca train rl --config configs/train_rl.yaml       # or train_rl(RLConfig(...)) from Python
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from dca.reasoning.sft import DataSource
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dca.reasoning.tasks.base import Problem
+
+REWARDS = ("correct", "valid", "format")
+
+
+@dataclass
+class RLConfig:
+    """One GRPO run from a trained (SFT) policy."""
+
+    policy: str = "dca:tiny-policy"  # the starting point: a model name, path or dca:<recipe>
+    data: list[DataSource] = field(default_factory=list)
+    dev: list[DataSource] = field(default_factory=list)
+    steps: int = 200  # optimizer steps
+    prompts_per_step: int = 4  # problems per step; each gets a group of ``group`` traces
+    group: int = 8  # traces sampled per problem (GRPO's group)
+    iterations: int = 1  # optimisation passes over each batch of samples (>1 makes the clipped ratio bite)
+    max_new_tokens: int = 128
+    temperature: float = 1.0
+    top_k: int = 0
+    lr: float = 5e-5
+    warmup: int = 0
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    beta: float = 0.0  # KL penalty to the starting policy (0: no reference model is kept)
+    epsilon: float = 0.2  # clipping of the probability ratio
+    loss_type: str = "dapo"  # TRL's loss aggregation: grpo | dapo | dr_grpo | bnpo
+    scale_rewards: str = "group"  # advantages divided by the group's reward std ("none": only centred)
+    reward_correct: float = 1.0
+    reward_valid: float = 0.2
+    reward_format: float = 0.1
+    seed: int = 0
+    threads: int | None = None
+    out_dir: str = "runs/rl"
+    save_to: str | None = None  # where the final model goes (default: <out_dir>/model)
+    resume: bool = True
+    log_every: int = 1
+    checkpoint_every: int = 50
+    eval_n: int = 100  # dev problems per source scored greedily before and after training (0: none)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "config") -> "RLConfig":
+        """Build from a mapping (a YAML file's content), naming the file and field on any error."""
+        from dca.reasoning.sft import checked_fields
+
+        values = checked_fields(cls, data, where, "RL", optional={"threads": int, "save_to": str})
+        for name in ("steps", "prompts_per_step", "group", "iterations", "max_new_tokens"):
+            if values.get(name, 1) < 1:
+                raise ValueError(f"{where}: field {name!r} must be >= 1, got {values[name]!r}")
+        if values.get("group", 2) < 2:
+            raise ValueError(f"{where}: field 'group' must be >= 2 (advantages compare traces within a group)")
+        if values.get("loss_type", "dapo") not in ("grpo", "dapo", "dr_grpo", "bnpo"):
+            raise ValueError(f"{where}: field 'loss_type' must be one of grpo, dapo, dr_grpo, bnpo, "
+                             f"got {values['loss_type']!r}")
+        if values.get("scale_rewards", "group") not in ("group", "batch", "none"):
+            raise ValueError(f"{where}: field 'scale_rewards' must be group, batch or none, "
+                             f"got {values['scale_rewards']!r}")
+        return cls(**values)
+
+
+def load_rl_config(path: str | Path) -> RLConfig:
+    from dca.reasoning.sft import read_yaml_mapping
+
+    return RLConfig.from_dict(read_yaml_mapping(path), where=str(path))
+
+
+# --------------------------------------------------------------------------- rewards
+
+
+@dataclass
+class Judged:
+    """A sampled trace as the verifier and the task family see it."""
+
+    lines: list[str]
+    correct: bool
+    valid: float  # share of lines that passed their checks before the first failure
+    formatted: bool
+
+
+class TraceJudge:
+    """Runs completions through the interpreter and the verifier's programmatic checks and scores
+    them with their problem's family. One judgement per (problem, completion), shared by the three
+    reward functions."""
+
+    def __init__(self, problems: Sequence["Problem"], fmt: Any, verifier: Any = None):
+        from dca.reasoning.prompt import problem_facts, prompt_numbers
+        from dca.reasoning.search import TraceChecker
+        from dca.reasoning.tasks import get_family
+
+        self.problems = {p.id: p for p in problems}
+        self.fmt = fmt
+        self.facts = {p.id: problem_facts(p, fmt) for p in problems}
+        self.numbers = {p.id: prompt_numbers(p.question, self.facts[p.id], fmt) for p in problems}
+        self.families = {f: get_family(f) for f in {p.family for p in problems}}
+        self.checker = TraceChecker(verifier)
+        self._cache: dict[tuple[str, str], Judged] = {}
+
+    def prompt(self, problem: "Problem") -> str:
+        from dca.reasoning.prompt import render_prompt
+
+        return render_prompt(problem.question, self.facts[problem.id], (), self.fmt)
+
+    def judge(self, pid: str, text: str) -> Judged:
+        key = (pid, text)
+        if key not in self._cache:
+            if len(self._cache) > 50_000:
+                self._cache.clear()
+            self._cache[key] = self._judge(pid, text)
+        return self._cache[key]
+
+    def _judge(self, pid: str, text: str) -> Judged:
+        from dca.reasoning.policy import trace_lines
+        from dca.reasoning.prompt import from_refs
+        from dca.reasoning.scorer import trace_correct
+
+        problem = self.problems[pid]
+        raw = trace_lines(text)
+        lines = [from_refs(ln, self.numbers[pid]) for ln in raw] if self.fmt.refs else raw
+        ends = bool(lines) and lines[-1].partition("=")[0].strip() == "answer"
+        formatted = ends and len(raw) == len([ln for ln in text.split("\n") if ln.strip()]) and \
+            all(_parses(ln) for ln in lines)
+        done, passed, answer = [], 0, None
+        for line in lines:
+            step, _ = self.checker.step(problem.question, self.facts[pid], done, line)
+            if step.verdict is None or not step.verdict.ok:
+                break
+            passed += 1
+            done.append(step)
+            answer = step.value if step.target == "answer" else answer
+        valid = passed / len(lines) if lines else 0.0
+        finished = ends and passed == len(lines)
+        correct = finished and trace_correct(self.families[problem.family], problem, lines, answer)
+        return Judged(lines, bool(correct), valid, formatted)
+
+    def reward_functions(self) -> list[Callable[..., list[float]]]:
+        """``correct``, ``valid`` and ``format`` as TRL reward functions (named, so TRL logs each)."""
+
+        def correct(completions: list[str], pid: list[str], **_: Any) -> list[float]:
+            return [float(self.judge(i, c).correct) for c, i in zip(completions, pid)]
+
+        def valid(completions: list[str], pid: list[str], **_: Any) -> list[float]:
+            return [self.judge(i, c).valid for c, i in zip(completions, pid)]
+
+        def format(completions: list[str], pid: list[str], **_: Any) -> list[float]:  # noqa: A001
+            return [float(self.judge(i, c).formatted) for c, i in zip(completions, pid)]
+
+        return [correct, valid, format]
+
+
+def _parses(line: str) -> bool:
+    from dca.reasoning.steps import StepError, parse_step
+
+    try:
+        parse_step(line)
+    except StepError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class RLResult:
+    model_dir: Path
+    steps: int
+    rewards: list[float]  # mean total reward per logged step
+    before: dict[str, float]  # greedy dev accuracy per source before training
+    after: dict[str, float]
+    seconds: float
+
+
+def _problems(sources: Sequence[DataSource]) -> list["Problem"]:
+    from dca.reasoning.sft import source_problems
+
+    out = []
+    for s in sources:
+        out.extend(source_problems(s) * max(1, s.repeat))
+    return out
+
+
+def _evaluate(model: Any, tokenizer: Any, config: RLConfig, fmt: Any) -> dict[str, float]:
+    """Greedy accuracy per dev source (``evaluate_policy``: interpreter + exact family scorer)."""
+    from dca.reasoning.policy import evaluate_policy
+    from dca.reasoning.sft import source_problems
+
+    if not config.eval_n or not config.dev:
+        return {}
+    was_training = model.training
+    model.eval()
+    out = {}
+    for s in config.dev:
+        problems = source_problems(DataSource(s.family, s.split, n=config.eval_n, seed=s.seed, options=s.options))
+        out[f"{s.family}/{s.split}"] = round(evaluate_policy(model, tokenizer, problems, fmt)["accuracy"], 4)
+    model.train(was_training)
+    return out
+
+
+def train_rl(config: RLConfig, *, progress: bool = True) -> RLResult:
+    """Run GRPO per ``config``; returns where the trained policy was saved and the reward curve.
+
+    ``out_dir`` receives ``trainer/`` checkpoints (a rerun resumes from the last), ``metrics.jsonl``
+    (rewards, loss, KL, lengths per step), ``curve.png`` and, unless ``save_to`` says otherwise,
+    ``model/`` (``save_pretrained`` + tokenizer + prompt format + ``dca_training.json``).
+    """
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import GRPOConfig, GRPOTrainer
+
+    from dca.models.registry import resolve_model
+    from dca.models.training import RunLog, set_seed, set_threads
+    from dca.reasoning.prompt import load_format
+    from dca.reasoning.sft import _save
+
+    t0 = time.perf_counter()
+    set_threads(config.threads)
+    set_seed(config.seed)
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    work = out / "trainer"
+    if not config.resume:
+        shutil.rmtree(work, ignore_errors=True)
+        (out / "metrics.jsonl").unlink(missing_ok=True)
+
+    path = resolve_model(config.policy)
+    local = Path(path).is_dir()
+    fmt = load_format(path if local else None)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    # fp32 weights: the optimizer's small updates vanish in bf16 (dca loads bf16 for inference only)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True,
+                                                 local_files_only=local)
+
+    problems = _problems(config.data)
+    if not problems:
+        raise ValueError(f"RL: the data mix gave no problems (sources: {', '.join(s.family for s in config.data)})")
+    judge = TraceJudge(problems, fmt)
+    dataset = Dataset.from_dict({"prompt": [judge.prompt(p) for p in problems], "pid": [p.id for p in problems]})
+
+    resume_from = get_last_checkpoint(str(work)) if config.resume and work.exists() else None
+    start = int(resume_from.rsplit("-", 1)[-1]) if resume_from else 0
+    before = _evaluate(model, tokenizer, config, fmt) if start == 0 else {}
+    log = RunLog(out, config.steps, start=start, progress=progress, title=f"grpo ({Path(path).name})")
+    if start == 0:
+        log.log(-1, problems=len(problems), **{f"dev_{k}": v for k, v in before.items()})
+    else:  # a resumed run reports the accuracy measured before its first step
+        first = next((r for r in log.records if r.get("step") == -1), {})
+        before = {k.removeprefix("dev_"): v for k, v in first.items() if k.startswith("dev_")}
+
+    weights = {"correct": config.reward_correct, "valid": config.reward_valid, "format": config.reward_format}
+
+    class _Log(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
+            logs = logs or {}
+            if "reward" not in logs:
+                return
+            row = {"reward": logs["reward"], "reward_std": logs.get("reward_std"), "loss": logs.get("loss"),
+                   "kl": logs.get("kl"), "length": logs.get("completions/mean_length"),
+                   "clip": logs.get("clip_ratio/region_mean"), "lr": logs.get("learning_rate")}
+            row.update({k: logs.get(f"rewards/{k}/mean") for k in REWARDS})
+            log.log(max(0, state.global_step - 1),
+                    **{k: round(float(v), 5) for k, v in row.items() if v is not None})
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            log.advance(state.global_step - 1)
+
+    per_step = config.prompts_per_step * config.group
+    args = GRPOConfig(
+        output_dir=str(work), max_steps=config.steps, per_device_train_batch_size=per_step,
+        gradient_accumulation_steps=1, num_generations=config.group, num_iterations=config.iterations,
+        max_completion_length=config.max_new_tokens, temperature=config.temperature, top_k=config.top_k,
+        learning_rate=config.lr, warmup_steps=config.warmup, weight_decay=config.weight_decay,
+        lr_scheduler_type="constant_with_warmup", max_grad_norm=config.grad_clip, beta=config.beta,
+        epsilon=config.epsilon, loss_type=config.loss_type, scale_rewards=config.scale_rewards,
+        reward_weights=[weights[k] for k in REWARDS], seed=config.seed, data_seed=config.seed,
+        logging_steps=config.log_every, save_strategy="steps", save_steps=config.checkpoint_every,
+        save_total_limit=1, report_to="none", disable_tqdm=True, use_cpu=True, bf16=False,
+        dataloader_num_workers=0, shuffle_dataset=True)
+    trainer = GRPOTrainer(model=model, reward_funcs=judge.reward_functions(), args=args, train_dataset=dataset,
+                          processing_class=tokenizer, callbacks=[_Log()])
+    trainer.remove_callback(PrinterCallback)  # the run log's progress bar shows the metrics instead
+    try:
+        trainer.train(resume_from_checkpoint=resume_from)
+    finally:
+        log.close()
+    log.plot(keys=("reward", *REWARDS), ylabel="mean reward per trace")
+
+    model = trainer.model
+    model.eval()
+    after = _evaluate(model, tokenizer, config, fmt)
+    if after:
+        log.log(config.steps, **{f"dev_{k}": v for k, v in after.items()})
+    seconds = time.perf_counter() - t0
+    rewards = [r["reward"] for r in log.records if "reward" in r]
+    summary = {"config": config.to_dict(), "kind": "grpo", "start": str(path), "problems": len(problems),
+               "before": before, "after": after, "rewards": rewards, "seconds": round(seconds, 1)}
+    model_dir = _save(model, tokenizer, out, summary, fmt)
+    if config.save_to:
+        final = Path(config.save_to)
+        shutil.rmtree(final, ignore_errors=True)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(model_dir, final)
+        model_dir = final
+    return RLResult(model_dir=model_dir, steps=config.steps, rewards=rewards, before=before, after=after,
+                    seconds=seconds)
+
+
+def run_train_rl(config_path: str, resume: bool = True) -> int:
+    """CLI entry (``dca train rl --config FILE [--fresh]``): train, print where the model went and the gain."""
+    config = load_rl_config(config_path)
+    config.resume = resume
+    result = train_rl(config)
+    first = sum(result.rewards[:5]) / max(1, len(result.rewards[:5]))
+    last = sum(result.rewards[-5:]) / max(1, len(result.rewards[-5:]))
+    print(f"saved {result.model_dir} ({result.steps} steps, {result.seconds / 60:.1f} min, "
+          f"mean reward {first:.3f} -> {last:.3f})")
+    for source, after in result.after.items():
+        print(f"  dev {source}: {result.before.get(source, float('nan')):.1%} -> {after:.1%} (greedy)")
+    return 0
+
+
+def metrics_of(out_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of a run's ``metrics.jsonl`` (for benchmarks and tests)."""
+    path = Path(out_dir) / "metrics.jsonl"
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()] if path.exists() else []

@@ -1,0 +1,104 @@
+"""GRPO on the micro policy: the reward rises, runs repeat with a seed, resume, and save a loadable policy."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dca.reasoning.rl import RLConfig, TraceJudge, load_rl_config, metrics_of, train_rl
+from dca.reasoning.sft import DataSource
+
+DATA = [DataSource("synthetic", "train", n=64, options={"max_steps": 1}),
+        DataSource("countdown", "train", n=64, options={"min_numbers": 2, "max_numbers": 2})]
+
+
+def _config(policy, out, **kw):
+    settings = dict(policy=policy, data=DATA, eval_n=0, steps=30, prompts_per_step=2, group=8, max_new_tokens=32,
+                    lr=3e-4, temperature=0.8, reward_valid=0.5, reward_format=0.5, threads=1, seed=0,
+                    out_dir=str(out), resume=False, checkpoint_every=100)
+    settings.update(kw)
+    return RLConfig(**settings)
+
+
+def test_short_grpo_run_raises_the_mean_reward(micro_models, tmp_path):
+    result = train_rl(_config(micro_models["policy"], tmp_path / "rl"), progress=False)
+    rewards = result.rewards
+    assert len(rewards) == 30
+    first, last = sum(rewards[:10]) / 10, sum(rewards[-10:]) / 10
+    assert last > first + 0.03, rewards
+    rows = [r for r in metrics_of(tmp_path / "rl") if "reward" in r]
+    assert {"correct", "valid", "format", "loss", "length"} <= set(rows[-1])
+    assert (tmp_path / "rl" / "curve.png").stat().st_size > 0
+    saved = json.loads((result.model_dir / "dca_training.json").read_text())
+    assert saved["kind"] == "grpo" and saved["rewards"] == rewards
+    from dca.abilities import ProposeRequest
+    from dca.reasoning.policy import LMPolicy
+
+    policy = LMPolicy(str(result.model_dir), threads=1, max_new_tokens=16)
+    assert policy.format.refs  # the prompt format travels with the model
+    assert policy.propose(ProposeRequest(task="Using 3, 5 make 8.", evidence=[], steps=[]))[0].lines
+
+
+def test_same_seed_repeats_and_a_rerun_resumes(micro_models, tmp_path):
+    quick = dict(steps=2, prompts_per_step=1, group=4, max_new_tokens=16, checkpoint_every=1)
+    a = train_rl(_config(micro_models["policy"], tmp_path / "a", **quick), progress=False)
+    b = train_rl(_config(micro_models["policy"], tmp_path / "b", **quick), progress=False)
+    assert a.rewards == b.rewards
+    assert (tmp_path / "a" / "trainer" / "checkpoint-2").is_dir()
+    more = train_rl(_config(micro_models["policy"], tmp_path / "a", **{**quick, "steps": 3}, resume=True),
+                    progress=False)
+    steps = [r["step"] for r in metrics_of(tmp_path / "a") if "reward" in r]
+    assert steps == [0, 1, 2]  # steps 0 and 1 kept from the first run, only step 2 trained again
+    assert more.rewards[:2] == a.rewards
+
+
+def test_judge_rewards_correct_valid_and_format(micro_models):
+    from dca.reasoning.prompt import PromptFormat
+    from dca.reasoning.tasks import get_family
+
+    problem = next(get_family("countdown", min_numbers=2, max_numbers=2).problems("train", n=1))
+    judge = TraceJudge([problem], PromptFormat())
+    gold = "\n".join(problem.gold) + "\n"
+    right = judge.judge(problem.id, gold)
+    assert right.correct and right.valid == 1.0 and right.formatted
+    a, b = problem.meta["numbers"]
+    wrong = judge.judge(problem.id, f"answer = {a} + {b} + {a}\n")  # a number used twice
+    assert not wrong.correct
+    broken = judge.judge(problem.id, "x1 = (\nanswer = x1\n")
+    assert broken.valid == 0.0 and not broken.formatted and not broken.correct
+    half = judge.judge(problem.id, f"x1 = {a} * 1\nanswer = x9\n")
+    assert half.valid == 0.5 and half.formatted and not half.correct
+    correct, valid, fmt = judge.reward_functions()
+    assert correct([gold, "junk"], pid=[problem.id] * 2) == [1.0, 0.0]
+    assert fmt([gold], pid=[problem.id]) == [1.0] and valid(["junk"], pid=[problem.id]) == [0.0]
+
+
+def test_config_file_errors_name_the_field(tmp_path):
+    bad = tmp_path / "rl.yaml"
+    bad.write_text("data: [countdown]\ngroup: 1\n")
+    with pytest.raises(ValueError, match="'group' must be >= 2"):
+        load_rl_config(bad)
+    bad.write_text("data: [countdown]\nlos_type: grpo\n")
+    with pytest.raises(ValueError, match="unknown field 'los_type'"):
+        load_rl_config(bad)
+    bad.write_text("data: [countdown]\nloss_type: ppo\n")
+    with pytest.raises(ValueError, match="loss_type"):
+        load_rl_config(bad)
+
+
+def test_shipped_config_parses():
+    config = load_rl_config(Path(__file__).parents[2] / "configs" / "train_rl.yaml")
+    assert config.data and config.group >= 2 and config.steps >= 1
+
+
+def test_cli_entry_trains_from_a_yaml_file(micro_models, tmp_path, capsys):
+    from dca.reasoning.rl import run_train_rl
+
+    config = tmp_path / "rl.yaml"
+    config.write_text(f"policy: {micro_models['policy']}\ndata: [{{family: countdown, n: 8}}]\nsteps: 1\n"
+                      f"prompts_per_step: 1\ngroup: 2\nmax_new_tokens: 8\neval_n: 0\nthreads: 1\n"
+                      f"out_dir: {tmp_path / 'run'}\n")
+    assert run_train_rl(str(config)) == 0
+    assert "saved" in capsys.readouterr().out
+    assert (tmp_path / "run" / "model" / "config.json").exists()

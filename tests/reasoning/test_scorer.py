@@ -1,0 +1,93 @@
+"""The step scorer: rollout labels, training, ranking and loading."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dca.reasoning.scorer import Labeled, StepScorer, _auc, evaluate_scorer, render_pair
+from dca.types import Step
+
+
+def test_labels_carry_values_in_unit_interval_and_every_source(scorer_run):
+    labels = scorer_run["labels"]
+    sources = {x.source for x in labels}
+    assert {"gold", "corrupt"} <= sources
+    assert sources & {"rollout", "final", "rejected"}  # the policy's own samples were labelled
+    assert all(0.0 <= x.value <= 1.0 for x in labels)
+    assert all(x.value == 1.0 for x in labels if x.source == "gold")
+    assert all(x.value == 0.0 for x in labels if x.source in ("corrupt", "rejected"))
+
+
+def test_trained_scorer_ranks_its_labels_better_than_chance(scorer_run):
+    scorer = StepScorer.load(scorer_run["path"], threads=1)
+    metrics = evaluate_scorer(scorer, scorer_run["labels"])
+    assert metrics["n"] == len(scorer_run["labels"])
+    assert metrics["auc"] > 0.6, metrics
+
+
+def test_scores_are_probabilities_cached_and_batched(scorer_run):
+    scorer = StepScorer.load(scorer_run["path"], threads=1)
+    task = "Maya has 12 apples. Maya buys 5 more apples. How many apples does Maya have now?"
+    one = scorer.score(task, [], "answer = 12 + 5")
+    many = scorer.score_many(task, [["answer = 12 + 5"], ["x1 = 12 * 5", "answer = x1 - 1"]])
+    assert 0.0 <= one <= 1.0 and many[0] == pytest.approx(one)
+    assert all(0.0 <= v <= 1.0 for v in many)
+    with pytest.raises(ValueError, match="2 tasks for 1 prefixes"):
+        scorer.score_many([task, task], [["answer = 1"]])
+
+
+def test_saved_scorer_records_its_run(scorer_run):
+    from pathlib import Path
+
+    summary = json.loads((Path(scorer_run["path"]) / "dca_scorer.json").read_text())
+    assert summary["examples"] == scorer_run["result"].examples > 0
+    assert (Path(scorer_run["path"]).parent / "metrics.jsonl").exists()
+
+
+def test_render_pair_runs_lines_and_shows_values():
+    question, steps = render_pair("  What   is 2+3? ", ["x1 = 2 + 3", "answer = x1 * 2", "bad = ("])
+    assert question == "What is 2+3?"
+    assert steps.splitlines() == ["x1 = 2 + 3 => 5", "answer = x1 * 2 => 10", "bad = ( => ?"]
+    _, shown = render_pair("q", [Step(text="x1 = 4", value=4.0)])
+    assert shown == "x1 = 4 => 4"
+
+
+def test_auc_matches_definition():
+    assert _auc([0.9, 0.8], [0.1, 0.2]) == 1.0
+    assert _auc([0.1], [0.9]) == 0.0
+    assert _auc([0.5], [0.5]) == 0.5
+
+
+class _Oracle:
+    """Scores a prefix 1 when its last line is gold, else 0: a perfect ranker for the test labels."""
+
+    def score_many(self, task, prefixes):
+        return [1.0 if str(p[-1]).startswith("good") else 0.0 for p in prefixes]
+
+
+def test_evaluate_scorer_reports_gold_above_corrupt():
+    labels = [Labeled("t", ["good = 1"], 1.0, "gold"), Labeled("t", ["bad = 2"], 0.0, "corrupt")]
+    metrics = evaluate_scorer(_Oracle(), labels)
+    assert metrics["auc"] == 1.0 and metrics["gold_above_corrupt"] == 1.0
+
+
+def test_config_errors_name_the_field(tmp_path):
+    from dca.reasoning.scorer import load_scorer_config
+
+    bad = tmp_path / "s.yaml"
+    bad.write_text("data: [synthetic]\nsampels: 3\n")
+    with pytest.raises(ValueError, match="unknown field 'sampels'"):
+        load_scorer_config(bad)
+    bad.write_text("data: [synthetic]\nepochs: many\n")
+    with pytest.raises(ValueError, match="'epochs' must be a number"):
+        load_scorer_config(bad)
+
+
+def test_shipped_scorer_config_parses():
+    from pathlib import Path
+
+    from dca.reasoning.scorer import load_scorer_config
+
+    config = load_scorer_config(Path(__file__).parents[2] / "configs" / "train_scorer.yaml")
+    assert config.data and config.samples >= 1
