@@ -1,0 +1,125 @@
+"""Retrieved facts as operand cells: every number a step may use, with what it measures.
+
+A table-row fact ``"net revenue: 2015 = $5,829; 2014 = $5,735 (in millions)"`` gives two cells,
+``5829`` described as "net revenue 2015" and ``5735`` as "net revenue 2014", both in millions;
+a paragraph fact gives one cell per number, described by the words around it. The reasoner
+chooses operands among these cells, so every operand it writes is grounded in a cited fact.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from dca.numbers import find_numbers, parse_number
+from dca.types import Evidence
+
+SCALE_FACTORS = {"": 1.0, "thousand": 1e3, "million": 1e6, "billion": 1e9}
+_YEAR = re.compile(r"\b(19[5-9]\d|20[0-4]\d)\b")
+_CONTEXT_WORDS = 8
+
+
+@dataclass
+class Cell:
+    """One number in one fact: its value as written (sign applied), what it measures and its scale."""
+
+    value: float
+    text: str  # as written in the fact ("$5,829", "(1,234)", "12.5%")
+    label: str  # the row label, or the words before the number in a paragraph
+    column: str  # the column header ("2015"), or the words after the number
+    fact_id: str
+    rank: int  # the fact's position in the retrieved list (0 = best)
+    kind: str  # "table" or "text"
+    scale: str = ""  # "thousand" / "million" / "billion" or ""
+    percent: bool = False
+    row: int = -1  # the table row (cells of one row share it)
+    index: int = 0  # the cell's position within its fact
+
+    @property
+    def description(self) -> str:
+        return f"{self.label} {self.column}".strip()
+
+    @property
+    def year_like(self) -> bool:
+        """A bare year ("2014") in a table: usually a heading, rarely an amount to compute with."""
+        return self.kind == "table" and bool(_YEAR.fullmatch(self.text.strip()))
+
+    @property
+    def years(self) -> list[int]:
+        return [int(y) for y in _YEAR.findall(self.column or self.label)]
+
+
+def _split_row(text: str) -> tuple[str, list[str]]:
+    """``"name: a = 1; b = 2 (caption)"`` -> ``("name", ["a = 1", "b = 2"])``."""
+    name, sep, body = text.partition(": ")
+    if not sep:
+        return "", [text]
+    body = body.strip()
+    if body.endswith(")"):
+        depth, cut = 0, -1
+        for i in range(len(body) - 1, -1, -1):  # the trailing "(caption; in millions)" group
+            depth += {")": 1, "(": -1}.get(body[i], 0)
+            if depth == 0:
+                cut = i
+                break
+        if cut > 0 and "=" not in body[cut:] and body[cut - 1] == " ":
+            body = body[:cut].strip()
+    return name.strip(), [s.strip() for s in body.split("; ") if s.strip()]
+
+
+def table_cells(ev: Evidence, rank: int = 0) -> list[Cell]:
+    """The number cells of a table-row fact (``metadata["kind"] == "table_row"``)."""
+    name, segments = _split_row(ev.text)
+    scale = str(ev.metadata.get("scale") or "")
+    row = int(ev.metadata.get("row", -1) or -1)
+    out: list[Cell] = []
+    for j, seg in enumerate(segments):
+        column, eq, raw = seg.rpartition(" = ")
+        if not eq:
+            column, raw = "", seg
+        value = parse_number(raw)
+        if value is None:
+            continue
+        out.append(Cell(value, raw.strip(), name, column.strip(), ev.id, rank, "table", scale,
+                        "%" in raw, row, j))
+    return out
+
+
+def text_cells(ev: Evidence, rank: int = 0) -> list[Cell]:
+    """The numbers of a paragraph fact, each described by the words around it (years skipped)."""
+    text = ev.text
+    out: list[Cell] = []
+    for j, n in enumerate(find_numbers(text)):
+        if n.is_year:
+            continue
+        before = " ".join(text[: n.start].split()[-_CONTEXT_WORDS:])
+        after = " ".join(text[n.end:].split()[:_CONTEXT_WORDS // 2])
+        scale = next((s for s in ("thousand", "million", "billion") if after.lower().startswith(s)), "")
+        out.append(Cell(n.value, n.text, before, after, ev.id, rank, "text", scale, n.percent, -1, j))
+    return out
+
+
+def evidence_cells(evidence: list[Evidence]) -> list[Cell]:
+    """Every number cell of the retrieved facts, best-ranked facts first."""
+    out: list[Cell] = []
+    for rank, ev in enumerate(evidence):
+        is_row = ev.metadata.get("kind") == "table_row"
+        out.extend(table_cells(ev, rank) if is_row else text_cells(ev, rank))
+    return out
+
+
+def normalised(value: float, scale: str) -> float:
+    """A value in units (a cell's value times its scale), sign dropped: how grounding compares numbers."""
+    return abs(float(value)) * SCALE_FACTORS.get(scale or "", 1.0)
+
+
+def same_number(x: float, cell: Cell, rel: float = 1e-6) -> bool:
+    """Does literal ``x`` state ``cell`` (as written, sign dropped, or at another scale)?"""
+    a, b = abs(float(x)), abs(cell.value)
+    if abs(a - b) <= rel * max(a, b, 1e-12):
+        return True
+    if cell.scale in ("thousand", "million", "billion"):
+        units = normalised(cell.value, cell.scale)
+        for f in (1.0, 1e3, 1e6, 1e9):
+            if abs(a * f - units) <= rel * max(units, 1e-12):
+                return True
+    return cell.percent and abs(a * 100 - b) <= rel * max(b, 1e-12)

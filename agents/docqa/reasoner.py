@@ -1,0 +1,391 @@
+"""The docqa reasoner: a ``dca.abilities.Logic`` that writes step traces from program shapes.
+
+For a question and its retrieved facts it
+1. classifies the program shape (change, percent change, ratio, sum, average, comparison, ...)
+   from the question's MiniLM embedding and a few cue words;
+2. scores every number cell of the facts as an operand (MiniLM similarity of the question to the
+   cell's row label, year and column matches, the fact's rank, ...);
+3. fills each likely shape with the best operands, and ranks the filled traces with a learned
+   trace ranker whose probability is the trace's confidence.
+
+Traces are proposed best first; the graph executes and verifies each line, and on a failure asks
+again with the rejected lines to avoid, which yields the next candidate. ``TraceConfidence`` (the
+verifier's ``step_scorer``) rejects a step whose trace the ranker is not confident in, so a
+doubtful answer ends "unverified" rather than stated.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from itertools import permutations
+from pathlib import Path
+from typing import Any
+
+from agents.docqa.cells import Cell, evidence_cells
+from agents.docqa.shapes import NAMES, SHAPES, Shape
+from dca.abilities import Proposal, ProposeRequest
+from dca.types import Compute, Evidence, Step
+
+OTHER = "other"
+SHAPE_LABELS = NAMES + [OTHER]
+_CUES = ("percent", "percentage", "%", "change", "increase", "decrease", "difference", "average", "mean", "total",
+         "sum", "combined", "ratio", "portion", "proportion", "share", "greater", "more than", "higher", "exceed",
+         "growth", "times", "multiple", "how much", "what was", "what is", "rate", "per", "compared", "from")
+_PERCENT_Q = re.compile(r"\bpercent(age)?\b(?!\s+points?)|%|\bgrowth rate\b", re.I)
+_YEAR = re.compile(r"\b(19[5-9]\d|20[0-4]\d)\b")
+_WORD = re.compile(r"[a-z]+")
+_STOP = frozenset("the of in and a an to for on at by is was what were from as with how much many does did do "
+                  "this that its it be are during year years total amount".split())
+CELL_FEATURES = ("label_sim", "label_covered", "question_covered", "year_in_question", "other_year",
+                 "column_words", "fact_rank", "is_table", "value_in_question", "percent_cell",
+                 "percent_both", "total_both", "zero", "bias")
+TRACE_FEATURES = ("shape_logp", "operand_mean", "operand_min", "same_row", "same_column", "same_fact",
+                  "year_order", "part_of_whole", "mention_order", "equal_values", "ratio_result_large",
+                  "result_zero", "percent_mismatch", "slots") + tuple(f"shape_{n}" for n in NAMES)
+
+
+def words(text: str) -> set[str]:
+    return {w for w in _WORD.findall((text or "").lower()) if w not in _STOP and len(w) > 1}
+
+
+def cue_vector(question: str) -> list[float]:
+    q = question.lower()
+    return [1.0 if c in q else 0.0 for c in _CUES]
+
+
+def asks_percent(question: str) -> bool:
+    return bool(_PERCENT_Q.search(question))
+
+
+@dataclass
+class Question:
+    text: str
+    words: set[str]
+    years: list[int]
+    numbers: set[float]
+    percent: bool
+
+    @classmethod
+    def of(cls, text: str) -> "Question":
+        from dca.numbers import find_numbers
+
+        nums = {round(abs(n.value), 6) for n in find_numbers(text) if not n.is_year}
+        return cls(text, words(text), [int(y) for y in _YEAR.findall(text)], nums, asks_percent(text))
+
+
+def cell_features(q: Question, cell: Cell, label_sim: float) -> list[float]:
+    lab = words(cell.label)
+    col_years = cell.years if cell.kind == "table" else []
+    col_words = words(_YEAR.sub(" ", cell.column)) if cell.kind == "table" else set()
+    return [
+        label_sim,
+        len(q.words & lab) / max(1, len(lab)),
+        len(q.words & lab) / max(1, len(q.words)),
+        1.0 if col_years and any(y in q.years for y in col_years) else 0.0,
+        1.0 if col_years and q.years and not any(y in q.years for y in col_years) else 0.0,
+        len(q.words & col_words) / max(1, len(col_words)) if col_words else 0.0,
+        1.0 / (1 + cell.rank),
+        1.0 if cell.kind == "table" else 0.0,
+        1.0 if round(abs(cell.value), 6) in q.numbers else 0.0,
+        1.0 if cell.percent else 0.0,
+        1.0 if cell.percent and q.percent else 0.0,
+        1.0 if "total" in cell.label.lower() and "total" in q.text.lower() else 0.0,
+        1.0 if cell.value == 0 else 0.0,
+        1.0,
+    ]
+
+
+def _first_mention(q: Question, cell: Cell) -> int:
+    text = q.text.lower()
+    spots = [text.find(w) for w in words(cell.label) | {str(y) for y in cell.years} if w and text.find(w) >= 0]
+    return min(spots) if spots else 10_000
+
+
+def trace_features(q: Question, shape: Shape, shape_logp: float, cells: list[Cell], logits: list[float],
+                   value: Any) -> list[float]:
+    a, b = cells[0], cells[-1]
+    two = len(cells) >= 2
+    year_order = 0.0
+    if two and shape.order == "later" and a.years and b.years and a.years[0] != b.years[0]:
+        year_order = 1.0 if a.years[0] > b.years[0] else -1.0
+    part = 0.0
+    if two and shape.order == "part" and abs(b.value) > 0:
+        part = 1.0 if abs(a.value) <= abs(b.value) else -1.0
+    mention = 0.0
+    if two:
+        ma, mb = _first_mention(q, a), _first_mention(q, b)
+        mention = 0.0 if ma == mb else (1.0 if ma < mb else -1.0)
+    num = isinstance(value, (int, float)) and not isinstance(value, bool)
+    one_hot = [1.0 if shape.name == n else 0.0 for n in NAMES]
+    return [
+        shape_logp,
+        sum(logits) / len(logits),
+        min(logits),
+        1.0 if two and a.row >= 0 and all(c.row == a.row and c.fact_id == a.fact_id for c in cells) else 0.0,
+        1.0 if two and a.column and all(c.column == a.column for c in cells) else 0.0,
+        1.0 if two and all(c.fact_id == a.fact_id for c in cells) else 0.0,
+        year_order,
+        part,
+        mention,
+        1.0 if two and len({c.value for c in cells}) < len(cells) else 0.0,
+        1.0 if num and shape.percent_step and abs(value) > 10 else 0.0,
+        1.0 if num and value == 0 else 0.0,
+        1.0 if shape.percent_step != q.percent and shape.name in ("change_ratio", "divide") else 0.0,
+        float(len(cells)),
+    ] + one_hot
+
+
+@dataclass
+class Candidate:
+    """A filled shape: its step lines, operands, value and the ranker's probability."""
+
+    lines: list[str]
+    shape: str
+    cells: list[Cell]
+    features: list[float]
+    value: Any = None
+    score: float = 0.0
+    logit: float = 0.0
+
+
+@dataclass
+class Heads:
+    """The trained heads: linear layers over features (weights as plain lists of floats)."""
+
+    shape_w: list[list[float]]
+    shape_b: list[float]
+    operand_w: list[float]
+    trace_w: list[float]
+    null_bias: float
+    threshold: float
+    config: dict[str, Any] = field(default_factory=dict)
+    fact_w: list[float] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Heads":
+        from safetensors.numpy import load_file
+
+        directory = Path(directory)
+        cfg_path = directory / "config.json"
+        if not cfg_path.exists():
+            raise FileNotFoundError(f"docqa reasoner: {cfg_path} not found (build it with python -m agents.docqa.train)")
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+        t = load_file(str(directory / "heads.safetensors"))
+        return cls(t["shape_w"].tolist(), t["shape_b"].tolist(), t["operand_w"].tolist(), t["trace_w"].tolist(),
+                   float(cfg["null_bias"]), float(cfg["threshold"]), cfg,
+                   t["fact_w"].tolist() if "fact_w" in t else [])
+
+    def save(self, directory: str | Path) -> None:
+        import numpy as np
+        from safetensors.numpy import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file({"shape_w": np.asarray(self.shape_w, dtype=np.float32),
+                   "shape_b": np.asarray(self.shape_b, dtype=np.float32),
+                   "operand_w": np.asarray(self.operand_w, dtype=np.float32),
+                   "trace_w": np.asarray(self.trace_w, dtype=np.float32),
+                   "fact_w": np.asarray(self.fact_w, dtype=np.float32)}, str(directory / "heads.safetensors"))
+        cfg = {**self.config, "null_bias": self.null_bias, "threshold": self.threshold, "shapes": SHAPE_LABELS,
+               "cell_features": list(CELL_FEATURES), "trace_features": list(TRACE_FEATURES)}
+        (directory / "config.json").write_text(json.dumps(cfg, indent=1), encoding="utf-8")
+
+
+def _dot(w: list[float], x: list[float]) -> float:
+    return sum(a * b for a, b in zip(w, x))
+
+
+def softmax(xs: list[float]) -> list[float]:
+    m = max(xs)
+    e = [math.exp(x - m) for x in xs]
+    s = sum(e)
+    return [v / s for v in e]
+
+
+class Featurizer:
+    """Question and cell-label embeddings from the frozen MiniLM, cached per text."""
+
+    def __init__(self, embedder: str = "all-MiniLM-L6-v2"):
+        self.embedder = embedder
+        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str]) -> dict[str, Any]:
+        from retrieval.models import embed, load_embedder
+
+        with self._lock:
+            todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
+            if todo:
+                for t, v in zip(todo, embed(load_embedder(self.embedder), todo)):
+                    self._cache[t] = v
+                while len(self._cache) > 20_000:
+                    self._cache.popitem(last=False)
+            return {t: self._cache[t] for t in texts}
+
+    def question_vector(self, question: str) -> list[float]:
+        return [float(x) for x in self.embed([question])[question]] + cue_vector(question)
+
+
+def shape_probs(heads: Heads, qvec: list[float]) -> list[float]:
+    return softmax([_dot(w, qvec) + b for w, b in zip(heads.shape_w, heads.shape_b)])
+
+
+def score_cells(heads: Heads | None, feat: Featurizer, q: Question,
+                cells: list[Cell]) -> list[tuple[Cell, list[float], float]]:
+    """Every cell with its features and operand logit (best first)."""
+    emb = feat.embed([q.text] + [c.label or c.column for c in cells])
+    qv = emb[q.text]
+    out = []
+    for c in cells:
+        sim = float(qv @ emb[c.label or c.column])
+        f = cell_features(q, c, sim)
+        out.append((c, f, _dot(heads.operand_w, f) if heads else sim))
+    out.sort(key=lambda t: -t[2])
+    return out
+
+
+def build_candidates(q: Question, probs: list[float], scored: list[tuple[Cell, list[float], float]],
+                     percent: str = "percent", top_shapes: int = 4, width: int = 6) -> list[Candidate]:
+    """Fill the likeliest shapes with the best operand cells; every candidate is executed here."""
+    from dca.reasoning.steps import Interpreter, StepError
+
+    interp = Interpreter()
+    ranked = sorted(range(len(NAMES)), key=lambda i: -probs[i])[:top_shapes]
+    times100 = percent == "percent" and q.percent
+    out: list[Candidate] = []
+    seen: set[tuple[str, ...]] = set()
+    for i in ranked:
+        shape = SHAPES[NAMES[i]]
+        logp = math.log(max(probs[i], 1e-9))
+        pool = scored[: {1: width, 2: width, 3: 5}[shape.slots]]
+        for combo in permutations(pool, shape.slots):
+            cells = [c for c, _, _ in combo]
+            if shape.slots == 3 and not (cells[0].index < cells[1].index < cells[2].index or
+                                         cells[0].row < cells[1].row < cells[2].row):
+                continue  # sums and averages of three: one order is enough
+            if shape.name in ("add", "average", "multiply") and cells[0].index > cells[1].index and \
+                    cells[0].fact_id == cells[1].fact_id:
+                continue
+            lines = shape.render([c.value for c in cells], percent=times100)
+            key = tuple(lines)
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                value = interp.run_trace(lines).get("answer")
+            except StepError:
+                continue
+            feats = trace_features(q, shape, logp, cells, [lg for _, _, lg in combo], value)
+            out.append(Candidate(lines, shape.name, cells, feats, value))
+    return out
+
+
+def rank(heads: Heads | None, candidates: list[Candidate]) -> list[Candidate]:
+    """Scores candidates with the trace ranker (softmax with an abstain option) and sorts them."""
+    if not candidates:
+        return []
+    logits = [_dot(heads.trace_w, c.features) if heads else c.features[0] + c.features[1] for c in candidates]
+    probs = softmax(logits + [heads.null_bias if heads else -1e9])
+    for c, lg, p in zip(candidates, logits, probs):
+        c.logit, c.score = lg, p
+    return sorted(candidates, key=lambda c: -c.logit)
+
+
+# Confidence of the traces reasoners proposed, by (task, line): what ``TraceConfidence`` reads.
+_CONFIDENCE: OrderedDict[tuple[str, str], float] = OrderedDict()
+_CONF_LOCK = threading.Lock()
+
+
+def _remember(task: str, cands: list[Candidate]) -> None:
+    with _CONF_LOCK:
+        for c in cands:
+            for line in c.lines:
+                key = (task, line)
+                _CONFIDENCE[key] = max(_CONFIDENCE.get(key, 0.0), c.score) if line != c.lines[-1] else c.score
+        while len(_CONFIDENCE) > 50_000:
+            _CONFIDENCE.popitem(last=False)
+
+
+class TraceConfidence:
+    """A step scorer for the verifier's ``step_scorer`` check: the reasoner's confidence in the
+    trace a step belongs to (1.0 for steps the docqa reasoner did not propose)."""
+
+    def score(self, task: str, steps: list[Step], step: Step) -> float:
+        with _CONF_LOCK:
+            return _CONFIDENCE.get((task, step.text), 1.0)
+
+
+class DocQAReasoner:
+    """``dca.abilities.Logic`` for numeric questions over report facts (see the module docstring).
+
+    ``model`` is the heads directory (default: built on first use); ``percent`` says how a
+    percentage answer is stated: "percent" (23.4, TAT-QA's and readers' habit) or "ratio"
+    (0.234, FinQA's); ``top_facts`` how many retrieved facts operands may come from.
+    """
+
+    def __init__(self, model: str | Path | None = None, *, percent: str = "percent", top_facts: int = 4,
+                 embedder: str = "all-MiniLM-L6-v2", use_heads: bool = True):
+        if percent not in ("percent", "ratio"):
+            raise ValueError(f"DocQAReasoner: percent must be 'percent' or 'ratio', got {percent!r}")
+        self.percent = percent
+        self.top_facts = top_facts
+        self.featurizer = Featurizer(embedder)
+        self._model = model
+        self._use_heads = use_heads
+        self._heads: Heads | None = None
+        self._cache: OrderedDict[tuple, list[Candidate]] = OrderedDict()
+
+    @property
+    def heads(self) -> Heads | None:
+        if not self._use_heads:
+            return None
+        if self._heads is None:
+            path = self._model
+            if path is None:
+                from agents.docqa.models import ensure_models
+
+                path = ensure_models()["reasoner"]
+            self._heads = Heads.load(path)
+        return self._heads
+
+    @property
+    def threshold(self) -> float:
+        return self.heads.threshold if self.heads else 0.0
+
+    def candidates(self, task: str, evidence: list[Evidence]) -> list[Candidate]:
+        """All candidate traces for a question, best first (cached per question and evidence)."""
+        facts = evidence[: self.top_facts]
+        key = (task, tuple(e.id for e in facts))
+        if key in self._cache:
+            return self._cache[key]
+        q = Question.of(task)
+        heads = self.heads
+        cells = [c for c in evidence_cells(facts) if not c.year_like]
+        if heads:
+            probs = shape_probs(heads, self.featurizer.question_vector(task))[: len(NAMES)]
+        else:  # no trained heads: every shape equally likely
+            probs = [1.0 / len(NAMES)] * len(NAMES)
+        scored = score_cells(heads, self.featurizer, q, cells)
+        out = rank(heads, build_candidates(q, probs, scored, self.percent))
+        self._cache[key] = out
+        if len(self._cache) > 256:
+            self._cache.popitem(last=False)
+        _remember(task, out)
+        return out
+
+    def propose(self, request: ProposeRequest) -> list[Proposal]:
+        done = [s.text for s in request.steps]
+        pos = len(done)
+        avoid = set(request.avoid)
+        out: list[Proposal] = []
+        for c in self.candidates(request.task, request.evidence):
+            if c.lines[:pos] != done or len(c.lines) <= pos or c.lines[pos] in avoid:
+                continue
+            out.append(Proposal(lines=c.lines[pos:], score=c.score, compute=Compute(model_calls=1 if not out else 0)))
+            if len(out) >= max(1, request.n):
+                break
+        return out

@@ -1,0 +1,82 @@
+"""Synthetic questions over the real tables of training pages, with their gold shape and operands.
+
+Templates of the question types FinQA and TAT-QA ask (change, percent change, ratio, average,
+sum, comparison, a single value) are filled with a table row's label and two of its columns, so
+the retriever and the reasoner see many more questions than the datasets' few hundred. Only
+training records are used.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from agents.docqa.cells import Cell, table_cells
+from dca.types import Evidence
+
+TEMPLATES: dict[str, tuple[str, ...]] = {
+    "value": ("what was {L} in {c1}?", "what is the amount of {L} in {c1}?", "how much was {L} in {c1}?"),
+    "subtract": ("what was the change in {L} from {c2} to {c1}?", "what is the difference in {L} between {c1} "
+                 "and {c2}?", "by how much did {L} change from {c2} to {c1}?",
+                 "what was the increase in {L} from {c2} to {c1}?"),
+    "change_ratio": ("what was the percentage change in {L} from {c2} to {c1}?", "what is the growth rate of {L} "
+                     "from {c2} to {c1}?", "what was the percent increase in {L} between {c2} and {c1}?",
+                     "what was the percentage change in the {L} between {c2} and {c1}?"),
+    "average": ("what is the average {L} for {c1} and {c2}?", "what was the average of {L} in {c2} and {c1}?"),
+    "add": ("what is the total {L} in {c1} and {c2}?", "what is the sum of {L} for {c2} and {c1}?",
+            "what were the combined {L} in {c1} and {c2}?"),
+    "greater": ("was {L} in {c1} greater than in {c2}?", "is {L} in {c1} higher than {c2}?"),
+    "divide": ("what portion of {L2} is {L} in {c1}?", "what percentage of {L2} does {L} represent in {c1}?",
+               "what is the ratio of {L} to {L2} in {c1}?"),
+}
+
+
+@dataclass
+class SynthQuestion:
+    question: str
+    shape: str
+    operands: list[Cell]
+    facts: list[str] = field(default_factory=list)  # ids of the facts the question is about
+
+
+def _clean_label(label: str) -> str:
+    return " ".join(label.replace("—", " ").lower().split()).strip(" :")
+
+
+def synth_questions(evidence: list[Evidence], rng: random.Random, per_page: int = 6) -> list[SynthQuestion]:
+    """Up to ``per_page`` questions over one page's table rows (rows with two or more numbers)."""
+    rows = [(e, cells) for e in evidence if e.metadata.get("kind") == "table_row"
+            and not e.metadata.get("header") and len(cells := table_cells(e)) >= 1]
+    out: list[SynthQuestion] = []
+    if not rows:
+        return out
+    for _ in range(per_page * 3):
+        if len(out) >= per_page:
+            break
+        shape = rng.choice(list(TEMPLATES))
+        ev, cells = rng.choice(rows)
+        label = _clean_label(cells[0].label)
+        if not label or len(label) > 80:
+            continue
+        if shape == "divide":
+            same = [(e2, c2) for e2, c2 in rows if e2.id != ev.id and c2 and c2[0].column == cells[0].column]
+            if not same:
+                continue
+            ev2, cells2 = rng.choice(same)
+            a, b = cells[0], cells2[0]
+            text = rng.choice(TEMPLATES[shape]).format(L=label, L2=_clean_label(b.label), c1=a.column or "the year")
+            out.append(SynthQuestion(text, shape, [a, b], [ev.id, ev2.id]))
+            continue
+        if shape == "value":
+            a = rng.choice(cells)
+            if not a.column:
+                continue
+            out.append(SynthQuestion(rng.choice(TEMPLATES[shape]).format(L=label, c1=a.column), shape, [a], [ev.id]))
+            continue
+        if len(cells) < 2 or not cells[0].column or not cells[1].column or cells[0].column == cells[1].column:
+            continue
+        a, b = cells[0], cells[1]
+        if a.years and b.years and a.years[0] < b.years[0]:
+            a, b = b, a  # slot A is the later year
+        text = rng.choice(TEMPLATES[shape]).format(L=label, c1=a.column, c2=b.column)
+        out.append(SynthQuestion(text, shape, [a, b], [ev.id]))
+    return out

@@ -1,0 +1,286 @@
+"""Train the docqa reasoner's heads on training records (and synthetic questions), then calibrate.
+
+    python -m agents.docqa.train            # builds $DCA_HOME/models/docqa-reasoner
+    python -m agents.docqa.train --quick    # a small build, for trying things out
+
+1. give each training question the facts retrieval would: its gold facts among look-alikes;
+2. shape head: softmax regression from the question's MiniLM embedding and cue words to the
+   program shape of its gold trace (plus synthetic questions over the same pages' tables);
+3. operand head: logistic regression over cell features, positives the gold trace's operands;
+4. trace ranker: a listwise softmax over each question's candidate traces plus an "abstain"
+   option, positives the candidates whose value the dataset's scorer accepts; shape
+   probabilities for it come from cross-validation so they are as (un)sure as on new questions;
+5. the confidence threshold: the lowest ranker probability at which held-out training questions
+   are still answered >= 90 % correctly.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+from typing import Any
+
+from agents.docqa.cells import evidence_cells, same_number
+from agents.docqa.knowledge import FACT_FEATURES
+from agents.docqa.reasoner import (
+    CELL_FEATURES,
+    OTHER,
+    SHAPE_LABELS,
+    TRACE_FEATURES,
+    Featurizer,
+    Heads,
+    Question,
+    build_candidates,
+    rank,
+    score_cells,
+)
+from agents.docqa.shapes import NAMES, canonical
+from agents.docqa.synth import synth_questions
+from dca.reasoning.tasks.base import Problem
+
+TOP_FACTS = 4
+TARGET_PRECISION = 0.9
+
+
+def percent_convention(problem: Problem) -> str:
+    """How the dataset states a percentage answer: FinQA as a ratio, TAT-QA in percent."""
+    return "ratio" if problem.family == "finqa" else "percent"
+
+
+def correct(problem: Problem, value: Any) -> bool:
+    from dca.reasoning.convert import finqa_match, tatqa_match
+
+    if problem.family == "finqa":
+        return finqa_match(value, problem.answer)
+    return tatqa_match(value, problem.answer, problem.meta.get("scale", ""))
+
+
+def _fit_linear(x: list[list[float]], y: list[int], classes: int, *, c: float = 1.0) -> tuple[Any, Any]:
+    """Softmax regression (``classes`` > 1) or class-balanced logistic regression (``classes`` == 1),
+    by scikit-learn's L-BFGS; returns ``(weight, bias)`` shaped like a ``torch.nn.Linear``'s."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y)
+    model = LogisticRegression(C=c, max_iter=500, class_weight="balanced" if classes == 1 else None)
+    model.fit(xa, ya)
+    if classes == 1:
+        return model.coef_, model.intercept_
+    weight = np.zeros((classes, xa.shape[1]))
+    bias = np.full(classes, -30.0)  # a shape never seen in training is never predicted
+    for row, label in enumerate(model.classes_):
+        weight[label], bias[label] = (model.coef_[row], model.intercept_[row]) if len(model.classes_) > 2 else \
+            ((1 if row else -1) * model.coef_[0], (1 if row else -1) * model.intercept_[0])
+    return weight, bias
+
+
+def _fit_ranker(groups: list[tuple[list[list[float]], list[int]]], dim: int, l2: float = 1e-2
+                ) -> tuple[list[float], float]:
+    """Listwise softmax over each question's candidates plus an abstain option (a learned bias),
+    minimised with SciPy's L-BFGS. A question none of whose candidates is right teaches abstaining."""
+    import numpy as np
+    from scipy.optimize import minimize
+
+    data = [(np.asarray(f, dtype=np.float64), np.asarray(lab, dtype=bool)) for f, lab in groups if f]
+
+    def loss(theta: Any) -> tuple[float, Any]:
+        w, null = theta[:-1], theta[-1]
+        total, grad = 0.0, np.zeros_like(theta)
+        for feats, labels in data:
+            logits = np.append(feats @ w, null)
+            m = logits.max()
+            p = np.exp(logits - m)
+            p /= p.sum()
+            target = np.append(labels, not labels.any())
+            q = p * target
+            q /= q.sum()
+            total -= np.log((p * target).sum() + 1e-300)
+            d = p - q  # gradient of -log(sum over targets) w.r.t. logits
+            grad[:-1] += feats.T @ d[:-1]
+            grad[-1] += d[-1]
+        n = len(data)
+        reg = l2 * (w @ w)
+        grad = grad / n
+        grad[:-1] += 2 * l2 * w
+        return total / n + reg, grad
+
+    res = minimize(loss, np.zeros(dim + 1), jac=True, method="L-BFGS-B", options={"maxiter": 300})
+    return [float(v) for v in res.x[:-1]], float(res.x[-1])
+
+
+def threshold_for(pairs: list[tuple[float, bool]], precision: float = TARGET_PRECISION) -> float:
+    """The lowest confidence at which the answers at or above it are >= ``precision`` correct."""
+    pairs = sorted(pairs, key=lambda t: -t[0])
+    best, right = 1.0, 0
+    for i, (conf, ok) in enumerate(pairs, 1):
+        right += ok
+        if right / i >= precision and i >= 5:
+            best = conf
+    return best
+
+
+def training_evidence(problem: Problem, rng: random.Random, k: int = TOP_FACTS) -> list[Any]:
+    """What retrieval would hand the reasoner, without running it (retrieval on every training
+    question costs minutes): the gold facts plus the same-page facts sharing most words with the
+    question, ordered by that overlap so the gold facts are not always first."""
+    from agents.docqa.examples import gold_facts
+    from dca.verifier import content_words
+
+    gold = set(gold_facts(problem))
+    q = content_words(problem.question)
+    overlap = {e.id: len(q & content_words(e.text)) + rng.random() * 0.5 for e in problem.evidence}
+    others = sorted((e for e in problem.evidence if e.id not in gold), key=lambda e: -overlap[e.id])
+    chosen = [e for e in problem.evidence if e.id in gold][:k]
+    chosen += others[: max(0, k - len(chosen))]
+    return sorted(chosen, key=lambda e: -overlap[e.id])
+
+
+def train_fact_ranker(problems: list[Problem], feat: Featurizer, progress: bool = True) -> list[float]:
+    """Logistic regression over ``FACT_FEATURES``: gold facts against the rest of their page."""
+    from rich.progress import track
+
+    from agents.docqa.examples import gold_facts
+    from agents.docqa.knowledge import PageKnowledge, fact_features
+
+    xs, ys = [], []
+    for p in track(problems, description="docqa: fact ranker", disable=not progress):
+        gold = set(gold_facts(p))
+        if not gold:
+            continue
+        know = PageKnowledge(p.evidence, featurizer=feat)
+        rows = fact_features(p.question, know.facts, know.dense(p.question))
+        xs.extend(rows)
+        ys.extend(int(e.id in gold) for e in know.facts)
+    w, b = _fit_linear(xs, ys, 1)
+    weights = [float(v) for v in w[0]]
+    weights[-1] += float(b[0])
+    return weights
+
+
+def train_reasoner(problems: list[Problem], out: str | Path, *, quick: bool = False,
+                   progress: bool = True, seed: int = 0) -> Path:
+    """Train the three heads and the threshold; save them to ``out`` (safetensors + config.json)."""
+    import numpy as np
+    import torch
+    from rich.progress import track
+
+    torch.set_num_threads(2)
+    rng = random.Random(seed)
+    out = Path(out)
+    if quick:
+        problems = problems[:40] + [p for p in problems if p.family != "finqa"][:40]
+    feat = Featurizer()
+
+    # 1. the facts a question would be given: its gold facts among same-page look-alikes
+    retrieved = [training_evidence(p, rng) for p in problems]
+
+    # 2. shape head (real questions + synthetic questions over the same pages' tables)
+    labels = []
+    for p in problems:
+        can = canonical(p.gold or [])
+        labels.append(SHAPE_LABELS.index(can[0] if can else OTHER))
+    synth = []
+    seen_pages: set[str] = set()
+    for p in problems:
+        key = str(p.meta.get("page") or p.meta.get("document"))
+        if key not in seen_pages:
+            seen_pages.add(key)
+            synth.extend(synth_questions(p.evidence, rng, 2 if quick else 6))
+    questions = [p.question for p in problems] + [s.question for s in synth]
+    qvecs = [feat.question_vector(t) for t in _batched(feat, questions)]
+    y_shape = labels + [SHAPE_LABELS.index(s.shape) for s in synth]
+    n_real = len(problems)
+    folds = 5
+    cv_probs: list[list[float]] = [[] for _ in range(n_real)]
+    for k in range(folds):
+        train_idx = [i for i in range(len(questions)) if i >= n_real or i % folds != k]
+        w, b = _fit_linear([qvecs[i] for i in train_idx], [y_shape[i] for i in train_idx], len(SHAPE_LABELS))
+        for i in range(k, n_real, folds):
+            logits = np.asarray(qvecs[i]) @ w.T + b
+            e = np.exp(logits - logits.max())
+            cv_probs[i] = (e / e.sum()).tolist()
+    shape_w, shape_b = _fit_linear(qvecs, y_shape, len(SHAPE_LABELS))
+    shape_acc = sum(max(range(len(SHAPE_LABELS)), key=lambda j: cv_probs[i][j]) == labels[i]
+                    for i in range(n_real)) / max(1, n_real)
+
+    # 3. operand head
+    xs, ys = [], []
+    cell_sets = []
+    for p, ev in zip(problems, retrieved):
+        q = Question.of(p.question)
+        cells = [c for c in evidence_cells(ev) if not c.year_like]
+        scored = score_cells(None, feat, q, cells)
+        cell_sets.append((q, scored))
+        can = canonical(p.gold or [])
+        if not can:
+            continue
+        for c, f, _ in scored:
+            xs.append(f)
+            ys.append(1 if any(same_number(v, c) for v in can[1]) else 0)
+    ow, ob = _fit_linear(xs, ys, 1)
+    operand_w = [float(v) for v in ow[0].tolist()]
+    operand_w[-1] += float(ob[0])  # the bias feature carries the intercept
+
+    fact_w = train_fact_ranker(problems, feat, progress)
+
+    # 4. trace ranker on candidates built with cross-validated shape probabilities
+    heads = Heads([], [], operand_w, [], 0.0, 0.0)
+    groups, conv = [], []
+    for i, p in enumerate(track(problems, description="docqa: candidates", disable=not progress)):
+        q, scored = cell_sets[i]
+        rescored = sorted(((c, f, sum(a * b for a, b in zip(operand_w, f))) for c, f, _ in scored),
+                          key=lambda t: -t[2])
+        cands = build_candidates(q, cv_probs[i][: len(NAMES)], rescored, percent_convention(p))
+        groups.append(([c.features for c in cands], [int(correct(p, c.value)) for c in cands]))
+        conv.append(cands)
+    order = list(range(n_real))
+    rng.shuffle(order)
+    held = set(order[: n_real // 5])
+    w_fit, null_fit = _fit_ranker([groups[i] for i in range(n_real) if i not in held], len(TRACE_FEATURES))
+    trial = Heads([], [], operand_w, w_fit, null_fit, 0.0)
+    pairs = []
+    for i in held:
+        ranked = rank(trial, conv[i])
+        if ranked:
+            pairs.append((ranked[0].score, bool(groups[i][1][conv[i].index(ranked[0])])))
+    threshold = threshold_for(pairs)
+    trace_w, null_bias = _fit_ranker(groups, len(TRACE_FEATURES))
+    oracle = sum(any(lab) for _, lab in groups) / max(1, n_real)
+    held_acc = sum(ok for _, ok in pairs) / max(1, len(pairs))
+
+    heads = Heads(shape_w.tolist(), shape_b.tolist(), operand_w, trace_w, null_bias, threshold, {
+        "embedder": feat.embedder, "top_facts": TOP_FACTS, "train_questions": n_real, "synthetic": len(synth),
+        "shape_cv_accuracy": round(shape_acc, 4), "candidate_oracle": round(oracle, 4),
+        "heldout_top1": round(held_acc, 4), "cell_features": list(CELL_FEATURES),
+        "fact_features": list(FACT_FEATURES)}, fact_w)
+    heads.save(out)
+    if progress:
+        print(f"docqa reasoner: shape cv acc {shape_acc:.3f}, oracle {oracle:.3f}, held-out top-1 {held_acc:.3f}, "
+              f"threshold {threshold:.3f}")
+    return out
+
+
+def _batched(feat: Featurizer, texts: list[str]) -> list[str]:
+    for i in range(0, len(texts), 256):
+        feat.embed(texts[i:i + 256])
+    return texts
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Build the docqa heads under $DCA_HOME/models/docqa-reasoner.")
+    ap.add_argument("--quick", action="store_true", help="a small build for trying things out")
+    ap.add_argument("--rebuild", action="store_true", help="retrain even if built")
+    args = ap.parse_args(argv)
+    import shutil
+
+    from agents.docqa.models import REASONER, ensure_models, model_dir
+
+    if args.rebuild:
+        shutil.rmtree(model_dir(REASONER), ignore_errors=True)
+    paths = ensure_models(quick=args.quick)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+"""The docqa agent on FinQA and TAT-QA dev records: retrieval, execution accuracy, verification.
+
+Each record's page is its own small document set (the datasets' setting). Reported, on the dev
+splits only (FinQA dev_200; TAT-QA's dev documents by dca's hash split):
+
+- fact recall@3 against the gold evidence: the docqa fact ranker vs MiniLM alone (baseline);
+- execution accuracy with the datasets' own tolerance (FinQA: 5-decimal rounding, percentages as
+  ratios; TAT-QA: 2 decimals at the answer's scale, percentages in percent):
+  "stated" counts only answers the agent states as verified, "best trace" the reasoner's top
+  trace whatever the verifier says (what FinQA's metric scores);
+- accuracy by the gold program's number of steps, and per search strategy (first trace only,
+  verifier-guided retries, a deeper retry budget), with the compute each spends;
+- precision among verified answers, and the share of wrong answers flagged unverified;
+- baselines in the same run: MiniLM-only retrieval, and the reasoner without trained heads.
+
+Run: ``.venv/bin/python bench/docqa.py [-n N]``. Writes bench/out/docqa.json and bench/out/docqa.png.
+``--family finqa`` / ``--family tatqa`` run one dataset (written to docqa_<family>.json) and
+``--merge`` combines those into docqa.json / .png, so the two can run side by side.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+OUT = Path(__file__).resolve().parent / "out"
+
+# strategy -> (retries per position, backtracks): how many candidate traces the verifier may try
+STRATEGIES = {"first trace": (1, 0), "verify + retry 3": (3, 1), "verify + retry 8": (8, 2)}
+
+
+class Page:
+    """The knowledge ability the agents share; ``set`` points it at one record's page."""
+
+    def __init__(self) -> None:
+        self.current: Any = None
+
+    def retrieve(self, query: str, k: int = 5) -> list:
+        return self.current.retrieve(query, k)
+
+
+def recall_at(ranked: list, gold: set[str], k: int = 3) -> float:
+    return len({e.id for e in ranked[:k]} & gold) / len(gold)
+
+
+def evaluate(family: Any, problems: list, weights: list[float] | None, featurizer: Any, percent: str,
+             threshold: float, use_heads: bool = True, strategies: dict | None = None) -> dict[str, Any]:
+    from rich.progress import track
+
+    from agents.docqa.agent import AnswerWording, docqa_verifier
+    from agents.docqa.examples import gold_facts
+    from agents.docqa.knowledge import PageKnowledge
+    from agents.docqa.reasoner import DocQAReasoner
+    from dca import Agent
+
+    strategies = strategies or STRATEGIES
+    reasoner = DocQAReasoner(percent=percent, use_heads=use_heads)
+    reasoner.featurizer = featurizer
+    page = Page()
+    agents = {}
+    for name, (retries, backtracks) in strategies.items():
+        verifier = docqa_verifier(percent, threshold, retries=retries, backtracks=backtracks)
+        agents[name] = Agent(logic=reasoner, knowledge=page, wording=AnswerWording(percent), verifier=verifier,
+                             top_k=reasoner.top_facts, checkpoint=None, name=f"docqa-{name}")
+    rows = []
+    for p in track(problems, description=f"{family.name} ({'heads' if use_heads else 'no heads'})"):
+        page.current = PageKnowledge(p.evidence, weights=weights, featurizer=featurizer)
+        start = time.perf_counter()
+        ranked = page.retrieve(p.question, 10)
+        gold = set(gold_facts(p))
+        cands = reasoner.candidates(p.question, ranked[: reasoner.top_facts])
+        best = cands[0].value if cands else None
+        row = {"id": p.id, "steps": p.meta.get("steps", 0), "gold_facts": len(gold),
+               "recall@3": recall_at(ranked, gold) if gold else None,
+               "best_correct": bool(cands) and family.score(p, best), "candidates": len(cands),
+               "best_confidence": cands[0].score if cands else 0.0, "strategies": {}}
+        for name, agent in agents.items():
+            t0 = time.perf_counter()
+            result = agent.run(p.question)
+            row["strategies"][name] = {
+                "status": result.status, "correct": result.status == "verified" and family.score(p, result.answer),
+                "attempts": len(result.attempts), "seconds": time.perf_counter() - t0,
+            }
+        row["seconds"] = time.perf_counter() - start
+        rows.append(row)
+    return summarise(rows, list(strategies))
+
+
+def lm_baseline(family: Any, problems: list, featurizer: Any, model: str = "dca:tiny-policy") -> dict[str, Any]:
+    """The tiny LM policy alone (dca's default reasoner) with the default verifier, same retrieval."""
+    from rich.progress import track
+
+    from agents.docqa.knowledge import PageKnowledge
+    from dca import Agent
+    from dca.reasoning.policy import LMPolicy
+    from dca.wording import TemplateWording
+
+    page = Page()
+    agent = Agent(logic=LMPolicy(model), knowledge=page, wording=TemplateWording(), checkpoint=None, top_k=4)
+    rows = []
+    for p in track(problems, description=f"{family.name} (LM policy)"):
+        page.current = PageKnowledge(p.evidence, featurizer=featurizer)
+        t0 = time.perf_counter()
+        result = agent.run(p.question)
+        ok = result.status == "verified" and family.score(p, result.answer)
+        rows.append({"id": p.id, "steps": p.meta.get("steps", 0), "recall@3": None, "best_correct": bool(ok),
+                     "strategies": {"greedy + retry 3": {"status": result.status, "correct": bool(ok),
+                                                         "attempts": len(result.attempts),
+                                                         "seconds": time.perf_counter() - t0}}})
+    return summarise(rows, ["greedy + retry 3"])
+
+
+def summarise(rows: list[dict], strategies: list[str]) -> dict[str, Any]:
+    n = len(rows)
+    rec = [r["recall@3"] for r in rows if r["recall@3"] is not None]
+    out: dict[str, Any] = {"n": n, "recall@3": sum(rec) / max(1, len(rec)),
+                           "best_trace_accuracy": sum(r["best_correct"] for r in rows) / max(1, n),
+                           "strategies": {}, "by_steps": {}}
+    for s in strategies:
+        res = [r["strategies"][s] for r in rows]
+        verified = [x for x in res if x["status"] == "verified"]
+        wrong_best = [r for r in rows if not r["best_correct"]]
+        out["strategies"][s] = {
+            "stated_accuracy": sum(x["correct"] for x in res) / max(1, n),
+            "verified_share": len(verified) / max(1, n),
+            "verified_precision": sum(x["correct"] for x in verified) / max(1, len(verified)),
+            "wrong_flagged_unverified": sum(r["strategies"][s]["status"] == "unverified" for r in wrong_best)
+            / max(1, len(wrong_best)),
+            "attempts_per_question": sum(x["attempts"] for x in res) / max(1, n),
+            "seconds_per_question": sum(x["seconds"] for x in res) / max(1, n),
+        }
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[str(min(r["steps"], 3)) + ("+" if r["steps"] >= 3 else "")].append(r)
+    main = strategies[1] if len(strategies) > 1 else strategies[0]
+    for k in sorted(groups):
+        g = groups[k]
+        out["by_steps"][k] = {"n": len(g), "best_trace_accuracy": sum(r["best_correct"] for r in g) / len(g),
+                              "stated_accuracy": sum(r["strategies"][main]["correct"] for r in g) / len(g)}
+    return out
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, metric, title in ((axes[0], "stated_accuracy", "accuracy of stated (verified) answers"),
+                              (axes[1], "verified_precision", "precision among verified answers")):
+        for label, res in results.items():
+            pts = [(v["attempts_per_question"], v[metric]) for v in res["strategies"].values()]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+            for (x, y), name in zip(pts, res["strategies"]):
+                ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel("step attempts per question (compute)")
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("docqa on FinQA / TAT-QA dev: accuracy against compute")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("-n", type=int, default=None, help="questions per dataset (default: all dev)")
+    ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--family", choices=("all", "finqa", "tatqa", "none"), default="all",
+                    help="which dataset to run (none: only --lm-baseline)")
+    ap.add_argument("--merge", action="store_true", help="combine docqa_finqa.json and docqa_tatqa.json")
+    ap.add_argument("--lm-baseline", type=int, default=0, metavar="N",
+                    help="also run the tiny LM policy alone on N FinQA dev questions")
+    args = ap.parse_args()
+    if args.merge:
+        return merge()
+    import torch
+
+    torch.set_num_threads(2)
+    from agents.docqa.models import REASONER, ensure_models, model_dir
+    from agents.docqa.reasoner import Featurizer, Heads
+    from dca.reasoning.tasks.finqa import FinQA
+    from dca.reasoning.tasks.tatqa import TATQA
+
+    t0 = time.perf_counter()
+    ensure_models()
+    build = json.loads((model_dir(REASONER) / "dca_build.json").read_text()) if \
+        (model_dir(REASONER) / "dca_build.json").exists() else {}
+    heads = Heads.load(model_dir(REASONER))
+    featurizer = Featurizer()
+    report: dict[str, Any] = {"build_seconds": build.get("seconds"), "threshold": heads.threshold,
+                              "train": {k: heads.config.get(k) for k in ("train_questions", "synthetic",
+                                                                          "shape_cv_accuracy", "candidate_oracle",
+                                                                          "heldout_top1")},
+                              "results": {}}
+    plots: dict[str, Any] = {}
+    for family, percent in ((FinQA(), "ratio"), (TATQA(), "percent")):
+        if args.family not in ("all", family.name):
+            continue
+        problems = list(family.problems("dev", n=args.n))
+        runs = {"docqa": (heads.fact_w, True)}
+        if not args.no_baselines:
+            runs["baseline: MiniLM retrieval"] = (None, True)
+            runs["baseline: no trained heads"] = (heads.fact_w, False)
+        for label, (weights, use_heads) in runs.items():
+            strategies = STRATEGIES if label == "docqa" else {"verify + retry 3": STRATEGIES["verify + retry 3"]}
+            threshold = heads.threshold if use_heads else 0.0
+            res = evaluate(family, problems, weights, featurizer, percent, threshold, use_heads, strategies)
+            report["results"][f"{family.name} / {label}"] = res
+            plots[f"{family.name} / {label}"] = res
+    if args.lm_baseline:
+        problems = list(FinQA().problems("dev", n=args.lm_baseline))
+        res = lm_baseline(FinQA(), problems, featurizer)
+        report["results"]["finqa / baseline: tiny LM policy alone"] = res
+        plots["finqa / baseline: tiny LM policy alone"] = res
+    report["seconds"] = time.perf_counter() - t0
+    OUT.mkdir(parents=True, exist_ok=True)
+    name = "docqa" if args.family == "all" else f"docqa_{args.family}"
+    (OUT / f"{name}.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    if args.family == "all":
+        plot(plots, OUT / "docqa.png")
+    print_table(report)
+
+
+def merge() -> None:
+    parts = [json.loads((OUT / f"docqa_{f}.json").read_text()) for f in ("finqa", "tatqa", "none")
+             if (OUT / f"docqa_{f}.json").exists()]
+    report = {**parts[0], "results": {k: v for p in parts for k, v in p["results"].items()},
+              "seconds": max(p["seconds"] for p in parts)}
+    (OUT / "docqa.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    plot(report["results"], OUT / "docqa.png")
+    print_table(report)
+
+
+def print_table(report: dict[str, Any]) -> None:
+    print(f"\nmodel build {report['build_seconds']} s; confidence threshold {report['threshold']:.3f}; "
+          f"train {report['train']}")
+    print(f"{'run':44} {'n':>4} {'R@3':>5} {'best':>5} | {'strategy':17} {'stated':>6} {'verif':>6} "
+          f"{'prec':>5} {'flag':>5} {'att/q':>5} {'s/q':>5}")
+    for name, res in report["results"].items():
+        for i, (s, v) in enumerate(res["strategies"].items()):
+            head = f"{name:44} {res['n']:>4} {res['recall@3']:>5.3f} {res['best_trace_accuracy']:>5.3f}" if i == 0 \
+                else " " * 62
+            print(f"{head} | {s:17} {v['stated_accuracy']:>6.3f} {v['verified_share']:>6.3f} "
+                  f"{v['verified_precision']:>5.3f} {v['wrong_flagged_unverified']:>5.3f} "
+                  f"{v['attempts_per_question']:>5.2f} {v['seconds_per_question']:>5.2f}")
+        steps = ", ".join(f"{k} steps: {v['best_trace_accuracy']:.2f} (n={v['n']})" for k, v in res["by_steps"].items())
+        print(f"{'':44}   best-trace accuracy by gold steps: {steps}")
+
+
+if __name__ == "__main__":
+    main()

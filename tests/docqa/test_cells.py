@@ -1,0 +1,67 @@
+"""Table rows to operand cells on real records: headers, scale and sign survive."""
+from __future__ import annotations
+
+from agents.docqa.cells import Cell, evidence_cells, same_number, table_cells
+from dca.types import Evidence
+
+
+def _problem(family, pid):
+    return next(p for p in family.problems("train") if p.id == pid)
+
+
+def test_finqa_row_cells_keep_label_column_and_scale(finqa_train):
+    p = _problem(finqa_train, "finqa-ETR/2009/page_107.pdf-2")
+    row4 = next(e for e in p.evidence if e.metadata.get("gold_key") == "table_4")
+    cells = table_cells(row4)
+    assert [(c.value, c.column, c.scale) for c in cells] == [(114400.0, "amount", "thousand")]
+    assert "tranche a-3" in cells[0].label and cells[0].row == 4
+
+
+def test_finqa_negative_cells_keep_their_sign(finqa_train):
+    p = _problem(finqa_train, "finqa-C/2009/page_141.pdf-3")
+    row = next(e for e in p.evidence if e.text.startswith("utilizations"))
+    assert [(c.value, c.column) for c in table_cells(row)] == [(-119.0, "2009"), (-9.0, "2008")]
+
+
+def test_every_gold_operand_of_real_records_is_a_cell(finqa_train):
+    from agents.docqa.shapes import canonical
+
+    found = total = 0
+    for p in list(finqa_train.problems("train"))[:60]:
+        can = canonical(p.gold or [])
+        if not can:
+            continue
+        cells = evidence_cells(p.evidence)
+        total += 1
+        found += all(any(same_number(v, c) for c in cells) for v in can[1])
+    assert total > 30 and found / total > 0.95
+
+
+def test_tatqa_cells_parse_parentheses_and_thousands(tatqa_train):
+    doc = tatqa_train.documents("train")[0]
+    from retrieval.records import tatqa_facts
+
+    from agents.docqa.knowledge import as_evidence
+
+    cells = evidence_cells(as_evidence(tatqa_facts(doc)))
+    raw = {c.text: c.value for c in cells}
+    for text, value in raw.items():
+        if text.startswith("(") and text.endswith(")"):
+            assert value < 0
+        if "," in text:
+            assert abs(value) >= 1000
+
+
+def test_same_number_normalises_scale_and_sign():
+    cell = Cell(5800.0, "$5,800", "revenue", "2019", "f1", 0, "table", "million")
+    assert same_number(5800, cell) and same_number(-5800, cell)
+    assert same_number(5.8, cell)  # "$5.8 billion" is the table's 5,800 in millions
+    assert not same_number(580, cell)
+    pct = Cell(12.5, "12.5%", "margin", "2019", "f2", 0, "table", "", percent=True)
+    assert same_number(0.125, pct) and not same_number(0.0125, pct)
+
+
+def test_paragraph_cells_skip_years_and_read_scale():
+    ev = Evidence("p", "in 2015 net revenue rose to $5.8 billion from 2014 .", metadata={"kind": "paragraph"})
+    cells = evidence_cells([ev])
+    assert [(c.value, c.scale) for c in cells] == [(5.8, "billion")]
