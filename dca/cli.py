@@ -252,8 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--questions", type=int, default=8, help="how many questions to ask")
     demo.add_argument("--workdir", default=".dca/demo", help="where the demo writes documents and its store")
     demo.add_argument("--json", action="store_true", help="also write the results as JSON to the workdir")
-    demo.add_argument("--policy", default="dca:tiny-policy", help="reasoner model name or path")
-    demo.add_argument("--wording", default="dca:tiny-wording", help="wording model name or path")
+    demo.add_argument("--reasoner", choices=["docqa", "lm"], default="docqa",
+                      help="docqa: the report-QA agent (agents/docqa); lm: a causal LM policy and wording model")
+    demo.add_argument("--policy", default="dca:tiny-policy", help="with --reasoner lm: policy model name or path")
+    demo.add_argument("--wording", default="dca:tiny-wording", help="with --reasoner lm: wording model name or path")
     demo.set_defaults(func=cmd_demo)
 
     models = sub.add_parser("models", help="build (if needed) and locate models, e.g. dca:tiny-policy")

@@ -28,7 +28,7 @@ class DemoQuestion:
     scale: str = ""
 
 
-class PageKnowledge:
+class OnePage:
     """The store, restricted to one source document (a ``where`` filter on the chunk metadata)."""
 
     def __init__(self, index, source: str):
@@ -39,7 +39,7 @@ class PageKnowledge:
 
 
 def pick_questions(n: int, out_dir: Path) -> list[DemoQuestion]:
-    """Held-out multi-step arithmetic questions from TAT-QA and FinQA dev, one per page, each page
+    """The first held-out arithmetic questions of TAT-QA and FinQA dev, one per page, each page
     written out as a markdown document (table rows and paragraphs, as a user's report would have)."""
     from dca.reasoning.tasks.base import get_family
     from retrieval.records import write_finqa_page, write_tatqa_page
@@ -57,7 +57,7 @@ def pick_questions(n: int, out_dir: Path) -> list[DemoQuestion]:
     per_family = {"tatqa": (n + 1) // 2, "finqa": n // 2}
     for family, count in per_family.items():
         writer = write_tatqa_page if family == "tatqa" else write_finqa_page
-        usable = [(rec, p) for rec, p in candidates[family] if p.gold and len(p.gold) >= 2
+        usable = [(rec, p) for rec, p in candidates[family] if p.gold
                   and p.meta.get("type") == "arithmetic"]
         for record, prob in usable[:count]:
             page = writer(record, out_dir).resolve()
@@ -65,17 +65,46 @@ def pick_questions(n: int, out_dir: Path) -> list[DemoQuestion]:
     return picked
 
 
+def _agents(args: argparse.Namespace, index: Any, work: Path, console: Any) -> dict[str, Any]:
+    """One agent per family (FinQA states percentages as ratios, TAT-QA in percent)."""
+    if args.reasoner == "docqa":
+        from agents.docqa import build_agent
+        from agents.docqa.models import ensure_models
+
+        console.print("[bold]1. Models[/bold] (built here on first use, then cached)")
+        console.print(f"   docqa reasoner {ensure_models()['reasoner']}")
+        return {family: build_agent(index, percent="ratio" if family == "finqa" else "percent",
+                                    checkpoint=work / "runs.sqlite")
+                for family in ("tatqa", "finqa")}
+    from dca.agent import Agent
+    from dca.models.registry import resolve_model
+    from dca.reasoning.policy import LMPolicy
+    from dca.verifier import FailurePolicy, Verifier
+    from dca.wording import LMWording
+
+    console.print("[bold]1. Models[/bold] (built here on first use, then cached)")
+    policy_path, wording_path = resolve_model(args.policy), resolve_model(args.wording)
+    console.print(f"   policy  {policy_path}\n   wording {wording_path}")
+    agent = Agent(logic=LMPolicy(policy_path), knowledge=index, wording=LMWording(wording_path),
+                  verifier=Verifier(policy=FailurePolicy(retries=3, backtracks=1, max_steps=8)),
+                  checkpoint=work / "runs.sqlite", trace_dir=work / "traces")
+    return {"tatqa": agent, "finqa": agent}
+
+
+def _on_page(agent: Any, knowledge: "OnePage") -> None:
+    """Point an agent's knowledge at one page (docqa wraps the store in its fact ranker)."""
+    if hasattr(agent.abilities.knowledge, "base"):
+        agent.abilities.knowledge.base = knowledge
+    else:
+        agent.abilities.knowledge = knowledge
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from dca.agent import Agent
     from dca.cli import _print_result
-    from dca.models.registry import resolve_model
-    from dca.reasoning.policy import LMPolicy
     from dca.reasoning.tasks.base import get_family
-    from dca.verifier import FailurePolicy, Verifier
-    from dca.wording import LMWording
     from retrieval import Index
 
     console = Console(highlight=False)
@@ -85,31 +114,23 @@ def run_demo(args: argparse.Namespace) -> int:
     docs.mkdir(parents=True, exist_ok=True)
     console.rule("[bold]dca demo[/bold]")
     console.print(f"data: {data_dir()}")
-
-    console.print("[bold]1. Models[/bold] (built here on first use, then cached)")
-    policy_path = resolve_model(args.policy)
-    wording_path = resolve_model(args.wording)
-    console.print(f"   policy  {policy_path}\n   wording {wording_path}")
+    index = Index(work / "index", "reports")
+    agents = _agents(args, index, work, console)
 
     console.print("[bold]2. Documents[/bold]: held-out TAT-QA and FinQA report pages written out as markdown")
     questions = pick_questions(args.questions, docs)
     console.print(f"   {len(questions)} pages in {docs}")
 
     console.print("[bold]3. Index[/bold] (llama-index loaders → MiniLM embeddings → Chroma)")
-    index = Index(work / "index", "reports")
     report = index.add(docs)
     console.print(f"   {report.summary()}")
 
-    agent = Agent(
-        logic=LMPolicy(policy_path), knowledge=index, wording=LMWording(wording_path),
-        verifier=Verifier(policy=FailurePolicy(retries=3, backtracks=1, max_steps=8)),
-        checkpoint=work / "runs.sqlite", trace_dir=work / "traces",
-    )
     console.print("[bold]4. Questions[/bold] (each asked about its own page)")
     families = {f: get_family(f) for f in {q.family for q in questions}}
     rows = []
     for i, q in enumerate(questions, 1):
-        agent.abilities.knowledge = PageKnowledge(index, str(q.page))
+        agent = agents[q.family]
+        _on_page(agent, OnePage(index, str(q.page)))
         result = agent.run(q.question)
         fam = families[q.family]
         from dca.reasoning.tasks.base import Problem

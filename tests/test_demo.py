@@ -1,4 +1,5 @@
-"""``dca demo`` end to end on real report pages, with the micro models standing in for the tiny ones."""
+"""``dca demo`` end to end on real report pages, with micro LM models (``--reasoner lm``) so it runs
+in seconds; the docqa agent the demo uses by default is tested in tests/docqa."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,8 @@ import sys
 def test_demo_indexes_real_pages_and_answers_with_steps(tmp_path, data_dir, micro_models):
     work = tmp_path / "demo"
     proc = subprocess.run([sys.executable, "-m", "dca.cli", "demo", "--questions", "2", "--workdir", str(work),
-                           "--json", "--policy", micro_models["policy"], "--wording", micro_models["wording"]],
+                           "--json", "--reasoner", "lm", "--policy", micro_models["policy"],
+                           "--wording", micro_models["wording"]],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     pages = sorted(p.name for p in (work / "docs").glob("*.md"))
@@ -23,6 +25,7 @@ def test_demo_indexes_real_pages_and_answers_with_steps(tmp_path, data_dir, micr
     assert "Steps:" in proc.stdout and "Sources:" in proc.stdout
     # a second run reuses the store: nothing re-indexed
     again = subprocess.run([sys.executable, "-m", "dca.cli", "demo", "--questions", "2", "--workdir", str(work),
+                            "--reasoner", "lm",
                             "--policy", micro_models["policy"], "--wording", micro_models["wording"]],
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "2 unchanged" in again.stdout, again.stdout[-2000:]

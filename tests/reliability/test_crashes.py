@@ -141,7 +141,7 @@ def test_agent_killed_mid_run_resumes_the_thread(tmp_path, monkeypatch):
     _kill_when(proc, marker.exists)
 
     code, out, err = _cli(["ask", "--resume", "t1", "--config", str(config), "--json"])
-    assert code == 0, err
+    assert code == 0, err + out
     resumed = json.loads(out)
     code, out, err = _cli(["ask", TASK, "--config", str(config), "--thread", "t2", "--json"])  # never killed
     assert code == 0, err
