@@ -56,7 +56,8 @@ class AnswerWording:
             return f"The answer is {value}, a ratio ({pct}%){tail}."
         scale, currency = amount_unit(steps, evidence)
         unit = f" {scale}" if scale else ""
-        return f"The answer is {currency}{value}{unit}{tail}."
+        sign, digits = ("-", value[1:]) if currency and value.startswith("-") else ("", value)
+        return f"The answer is {sign}{currency}{digits}{unit}{tail}."  # "-$21.7 million", not "$-21.7"
 
 
 def amount_unit(steps: list[Step], evidence: list[Evidence]) -> tuple[str, str]:
