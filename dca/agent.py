@@ -116,7 +116,9 @@ class Agent:
         spans = self.telemetry.start_run(self.name, thread_id, task) if self.telemetry else None
         error: BaseException | None = None
         try:
-            updates = graph.stream(inputs, config, stream_mode="updates")
+            # "sync": each step's checkpoint is on disk before the next step starts, so a run killed
+            # at any point resumes from its last finished step (LangGraph's default writes lazily)
+            updates = graph.stream(inputs, config, stream_mode="updates", durability="sync")
             for update in (spans.nodes(updates) if spans else updates):
                 for node, delta in update.items():
                     if not isinstance(delta, dict):
