@@ -269,6 +269,15 @@ class StatedValue:
                                          f"but computes {format_value(step.value)}")
 
 
+def undefined_name(ctx: CheckContext) -> str | None:
+    """Why a step may not use one of its names (none is an earlier verified step), or None."""
+    earlier = {s.target for s in ctx.steps}
+    for name in sorted(ctx.parsed.names if ctx.parsed is not None else ()):
+        if name not in earlier and name not in ctx.env:
+            return f"name {name!r} is not an earlier verified step"
+    return None
+
+
 class Grounded:
     """Every number literal comes from the task, the evidence, an earlier step's value (also as
     written rounded) or the allowed constants and unit factors; every name is an earlier step.
@@ -286,10 +295,9 @@ class Grounded:
     def __call__(self, step: Step, ctx: CheckContext) -> Verdict:
         if ctx.parsed is None:
             return Verdict.passed(self.name)
-        earlier = {s.target for s in ctx.steps}
-        for name in sorted(ctx.parsed.names):
-            if name not in earlier and name not in ctx.env:
-                return Verdict.failed(self.name, f"name {name!r} is not an earlier verified step")
+        unknown = undefined_name(ctx)
+        if unknown:
+            return Verdict.failed(self.name, unknown)
         if not ctx.parsed.numbers:
             return Verdict.passed(self.name)
         pool = ctx.pool

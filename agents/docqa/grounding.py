@@ -13,7 +13,7 @@ import ast
 from agents.docqa.cells import Cell, evidence_cells, same_number
 from dca.reasoning.steps import format_value
 from dca.types import Step, Verdict
-from dca.verifier import CheckContext
+from dca.verifier import CheckContext, undefined_name
 
 # Numbers a step may write without a fact: identity, percent, and the count an average divides by.
 FREE = (0.0, 1.0, 100.0)
@@ -47,10 +47,9 @@ class FactGrounded:
     def __call__(self, step: Step, ctx: CheckContext) -> Verdict:
         if ctx.parsed is None:
             return Verdict.passed(self.name)
-        earlier = {s.target for s in ctx.steps}
-        for name in sorted(ctx.parsed.names):
-            if name not in earlier and name not in ctx.env:
-                return Verdict.failed(self.name, f"name {name!r} is not an earlier verified step")
+        unknown = undefined_name(ctx)
+        if unknown:
+            return Verdict.failed(self.name, unknown)
         cells = evidence_cells(ctx.evidence)
         counts = _summed_terms(ctx)
         values = ctx.earlier_values()
