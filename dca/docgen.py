@@ -109,7 +109,8 @@ def _allowed_values() -> dict[str, str]:
     out["logic.strategy"] = "one of: " + ", ".join(f"`{s}`" for s in STRATEGIES)
     builtin = [name for name, factory in CHECKS.items() if getattr(factory, "__module__", "").startswith("dca.")]
     out["verifier.checks"] = ("each one of: " + ", ".join(f"`{c}`" for c in builtin)
-                              + "; or a name registered with `dca.verifier.register_check`")
+                              + "; or a name registered with `dca.verifier.register_check`, "
+                                "or `package.module:ClassName`")
     return out
 
 

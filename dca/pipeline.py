@@ -90,15 +90,18 @@ class Pipeline:
         v = self.config.verifier
         policy = FailurePolicy(retries=v.retries, temperatures=list(v.temperatures), backtracks=v.backtracks,
                                max_steps=v.max_steps)
-        from dca.verifier import CHECKS
+        from dca.verifier import check_factory, make_check
 
         checks = []
         for i, name in enumerate(v.checks):
-            opts = v.options.get(name) or {}
             try:
-                checks.append(CHECKS[name](**opts) if opts else name)
-            except TypeError as exc:
-                raise self._error(f"verifier.options.{name}", f"check {name!r} rejected the options: {exc}") from None
+                check_factory(name)
+            except ValueError as exc:
+                raise self._error(f"verifier.checks[{i}]", str(exc)) from None
+            try:
+                checks.append(make_check(name, v.options.get(name)))
+            except ValueError as exc:
+                raise self._error(f"verifier.options.{name}", str(exc)) from None
         return Verifier(checks=checks, constants=v.constants, lookup_min_score=v.lookup_min_score, policy=policy,
                         rules=v.rules)
 

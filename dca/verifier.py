@@ -74,6 +74,9 @@ UNIT_PHRASES: tuple[tuple[str, re.Pattern, tuple[float, ...]], ...] = tuple(
         ("cent", r"\bper cent\b", (100, 0.01)),
     ))
 _WORDS = re.compile(r"[a-z]+|[$%]")
+# UNIT_FACTORS split once into whole words and the prefixes of the "*" entries
+_UNIT_KEYS = tuple((frozenset(k for k in keys if not k.endswith("*")),
+                    tuple(k[:-1] for k in keys if k.endswith("*")), factors) for keys, factors in UNIT_FACTORS)
 
 
 def unit_factors(text: str) -> set[float]:
@@ -81,8 +84,8 @@ def unit_factors(text: str) -> set[float]:
     lower = (text or "").lower()
     words = set(_WORDS.findall(lower))
     out: set[float] = set()
-    for keys, factors in UNIT_FACTORS:
-        if words & keys or any(k.endswith("*") and any(w.startswith(k[:-1]) for w in words) for k in keys):
+    for keys, prefixes, factors in _UNIT_KEYS:
+        if words & keys or (prefixes and any(w.startswith(prefixes) for w in words)):
             out.update(factors)
     for first, pattern, factors in UNIT_PHRASES:
         if first in words and pattern.search(lower):
@@ -153,8 +156,6 @@ def grounding_pool(task: str, evidence: Iterable[Evidence] = (), constants: Iter
     words, fractions, "2.5 million"), the constants, and (``units``) the conversion factors of the
     units the texts name."""
     pool = NumberPool()
-    for c in constants:
-        pool.add(c, "constant")
     texts = [(task, "task", "")] + [(e.text, e.id, evidence_scale(e)) for e in evidence]
     years = sorted({n.value for n in find_numbers(task) if n.is_year})
     for i, a in enumerate(years):  # "from 2016 to 2018": 2 years apart, 3 years counted
@@ -177,6 +178,8 @@ def grounding_pool(task: str, evidence: Iterable[Evidence] = (), constants: Iter
     if units:
         for f in unit_factors("\n".join(t for t, _, _ in texts)):
             pool.add(f, "unit", "")
+    for c in constants:  # last, so a constant the texts also state keeps the text as its source
+        pool.add(c, "constant")
     return pool
 
 
@@ -303,21 +306,30 @@ class Grounded:
         pool = ctx.pool
         values = ctx.earlier_values()
         for x in ctx.parsed.numbers:
-            if pool.has(x) or _repeats(x, values) or (self.derived and _derived(x, pool)):
+            if pool.has(x) or repeats(x, values) or (self.derived and _derived(x, pool)):
                 continue
             if float(x).is_integer() and x in _term_counts(ctx):  # the 3 of "(a + b + c) / 3"
                 continue
             return Verdict.failed(self.name, f"operand {format_value(x)} is not in the task, the evidence, "
                                              f"an earlier step or the allowed constants")
+        if step.target == ANSWER and not ctx.parsed.names and not ctx.parsed.calls and \
+                all(pool.values.get(_key(x)) in ("constant", "unit") for x in ctx.parsed.numbers):
+            return Verdict.failed(self.name, f"the answer uses only constants "
+                                             f"({', '.join(format_value(x) for x in ctx.parsed.numbers)}); it must "
+                                             f"build on the task, the evidence or an earlier step")
         return Verdict.passed(self.name)
 
 
 def _term_counts(ctx: CheckContext) -> set[int]:
     """How many terms earlier steps (and this one) add up: an average divides by that count."""
+    return term_counts([ctx.verifier.tree_of(s) for s in ctx.steps] + [ctx.parsed.tree if ctx.parsed else None])
+
+
+def term_counts(trees: Iterable[Any]) -> set[int]:
+    """How many terms the sums and ``sum``/``mean`` calls in these expression trees add up."""
     import ast
 
     counts: set[int] = set()
-    trees = [ctx.verifier.tree_of(s) for s in ctx.steps] + [ctx.parsed.tree if ctx.parsed else None]
     for tree in trees:
         if tree is None:
             continue
@@ -333,7 +345,7 @@ def _term_counts(ctx: CheckContext) -> set[int]:
     return counts
 
 
-def _repeats(x: float, values: list[float]) -> bool:
+def repeats(x: float, values: list[float]) -> bool:
     """Is ``x`` an earlier value, or one written rounded to as many decimals as ``x`` shows?"""
     s = format_value(abs(x), 12)
     d = len(s.split(".")[1]) if "." in s else 0
@@ -531,6 +543,71 @@ class AnswerFormat:
         return Verdict.failed(self.name, f"answer must be a number, yes/no or short text, got {v!r}")
 
 
+# Questions whose answer is the result of arithmetic, not a number read off the page.
+_ASKS_COMPUTATION = re.compile(
+    r"\b(change[ds]?|difference|differ|growth|grew|average|mean|ratio|cagr)\b|"
+    r"\bhow (?:many|much) (?:more|less|fewer|longer|shorter|higher|lower|bigger|smaller)\b|"
+    r"\bby (?:how much|what (?:percent(?:age)?|amount))\b", re.I)
+
+
+_ASKS_WHICH = re.compile(r"\b(which|what|in what)\s+(year|period|quarter|month|segment|one)\b|^\s*which\b", re.I)
+
+
+def _cue_pattern(cue: str) -> str:
+    """The stem of a computation word as a pattern for its forms on a page ("change" -> chang\\w*)."""
+    stems = {"change": "chang", "changes": "chang", "changed": "chang", "differ": "differ", "difference": "differ",
+             "growth": "grow", "grew": "grow", "average": "averag", "mean": "mean"}
+    word = cue.split()[-1]
+    return rf"\b{stems.get(word, word[:5])}\w*|%\s*chang|\bincrease|\bdecrease" if word else "$^"
+
+
+class Computed:
+    """When the question asks for a computed result (a change, a difference, an average, a ratio),
+    the answer may not be a number copied from the task or the evidence unchanged: a policy that
+    copies a figure off the page would otherwise pass every other check."""
+
+    name = "computed"
+
+    def __call__(self, step: Step, ctx: CheckContext) -> Verdict:
+        if step.target != ANSWER or ctx.parsed is None or not _ASKS_COMPUTATION.search(ctx.task):
+            return Verdict.passed(self.name)
+        if _ASKS_WHICH.search(ctx.task):
+            return Verdict.passed(self.name)  # "in which year was the ratio larger?" names, not computes
+        copied = _copied(ctx.parsed.tree, {s.target: s for s in ctx.steps}, ctx)
+        if copied is None or any(n.is_year and n.value == copied for n in find_numbers(ctx.task)):
+            return Verdict.passed(self.name)
+        cue = _ASKS_COMPUTATION.search(ctx.task).group(0).lower()
+        for e in ctx.evidence:  # the page itself states the result ("Revenue: % change = 1.6")
+            if re.search(_cue_pattern(cue), e.text, re.I) and any(abs(n.value) == abs(copied)
+                                                                   for n in find_numbers(e.text)):
+                return Verdict.passed(self.name)
+        return Verdict.failed(self.name, f"the question asks for a computed result ({cue!r}) but the answer "
+                                         f"copies {format_value(copied)} from the page")
+
+
+def _copied(node: Any, steps: dict[str, Step], ctx: CheckContext, depth: int = 0) -> float | None:
+    """The number an expression copies unchanged (a literal of the page, a lookup, or a name of a step
+    that is one), or None when it computes something."""
+    import ast
+
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd):
+        node = node.operand
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return float(node.value) if ctx.pool.values.get(_key(node.value)) not in (None, "constant", "unit") else None
+    if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "lookup":
+        return None  # what a lookup returns is judged by lookup_relevant; its value is shown by the step
+    if isinstance(node, ast.Name) and node.id in steps and depth < 8:
+        earlier = steps[node.id]
+        tree = ctx.verifier.tree_of(earlier)
+        if tree is None:
+            return None
+        if isinstance(tree, ast.Call) and getattr(tree.func, "id", "") == "lookup":
+            v = earlier.value
+            return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+        return _copied(tree, steps, ctx, depth + 1)
+    return None
+
+
 class Plausible:
     """Word-problem sense (for GSM8K-like pipelines, not financial ones): no negative quantity when
     the task states none, and the answer to "how many" is a whole, non-negative number."""
@@ -603,15 +680,55 @@ CHECKS: dict[str, Callable[..., Check]] = {
     "units": Units,
     "lookup_relevant": LookupRelevant,
     "answer_format": AnswerFormat,
+    "computed": Computed,
     "plausible": Plausible,
     "step_scorer": StepScore,
 }
-DEFAULT_CHECKS = ("parses", "executes", "stated_value", "grounded", "units", "lookup_relevant", "answer_format")
+DEFAULT_CHECKS = ("parses", "executes", "stated_value", "grounded", "units", "lookup_relevant", "answer_format",
+                  "computed")
 
 
 def register_check(name: str, factory: Callable[..., Check]) -> None:
     """Make a check available to pipelines by name (``verifier.checks: [..., name]``)."""
     CHECKS[name] = factory
+
+
+def check_factory(name: str) -> Callable[..., Check]:
+    """The factory of a check named in a pipeline: a registered name, or ``"package.module:attr"``
+    naming a check class (or a function returning a check). Raises ``ValueError`` with one line."""
+    if name in CHECKS:
+        return CHECKS[name]
+    if ":" in name:
+        from importlib import import_module
+
+        module, _, attr = name.partition(":")
+        try:
+            factory = getattr(import_module(module), attr)
+        except ImportError as exc:
+            raise ValueError(f"check {name!r}: cannot import module {module!r} ({exc})") from None
+        except AttributeError:
+            raise ValueError(f"check {name!r}: module {module!r} has no attribute {attr!r}") from None
+        if not callable(factory):
+            raise ValueError(f"check {name!r} is not a class or a function that makes a check")
+        return factory
+    import difflib
+
+    close = difflib.get_close_matches(name, list(CHECKS), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ValueError(f"unknown check {name!r}; {hint}known: {', '.join(CHECKS)}, or 'package.module:ClassName'")
+
+
+def make_check(name: str, options: dict[str, Any] | None = None) -> Check:
+    """A check built from its pipeline name and options (``ValueError`` when it cannot be)."""
+    factory = check_factory(name)
+    try:
+        check = factory(**(options or {}))
+    except TypeError as exc:
+        raise ValueError(f"check {name!r} rejected the options {options or {}}: {exc}") from None
+    if not callable(check) or not getattr(check, "name", None):
+        raise ValueError(f"check {name!r} made a {type(check).__name__}, not a check "
+                         f"(an object with a 'name' and __call__(step, ctx) -> Verdict)")
+    return check
 
 
 # --------------------------------------------------------------------------- failure policy
@@ -687,13 +804,7 @@ class Verifier:
     @staticmethod
     def _make(check: str | Check) -> Check:
         if isinstance(check, str):
-            if check not in CHECKS:
-                import difflib
-
-                close = difflib.get_close_matches(check, list(CHECKS), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ValueError(f"unknown check {check!r}{hint} (known: {', '.join(CHECKS)})")
-            return CHECKS[check]()
+            return make_check(check)
         if not callable(check) or not getattr(check, "name", None):
             raise TypeError(f"a check needs a 'name' and __call__(step, ctx) -> Verdict; got {type(check).__name__}")
         return check

@@ -60,3 +60,17 @@ def test_custom_kind_errors_name_the_field(tmp_path):
     pipe = Pipeline.from_text("wording:\n  kind: no_such_module_xyz:Thing\n", source="p.yaml")
     with pytest.raises(ConfigError, match="p.yaml wording.kind: cannot import module 'no_such_module_xyz'"):
         pipe.build_wording()
+
+
+def test_checks_named_by_module_and_attribute_build_or_fail_on_one_line():
+    ok = Pipeline.from_text("verifier:\n  checks: [parses, executes, 'agents.docqa.grounding:FactGrounded']\n",
+                            source="p.yaml")
+    assert ok.build_verifier().check_names == ["parses", "executes", "fact_grounded"]
+    bad = Pipeline.from_text("verifier:\n  checks: [parses, 'no_such_module_xyz:Check']\n", source="p.yaml")
+    with pytest.raises(ConfigError, match=r"p.yaml verifier.checks\[1\]: check 'no_such_module_xyz:Check': "
+                                          r"cannot import module 'no_such_module_xyz'") as exc:
+        bad.build_verifier()
+    assert "\n" not in str(exc.value)
+    opts = Pipeline.from_text("verifier:\n  checks: [grounded]\n  options: {grounded: {typo: 1}}\n", source="p.yaml")
+    with pytest.raises(ConfigError, match="p.yaml verifier.options.grounded: check 'grounded' rejected the options"):
+        opts.build_verifier()

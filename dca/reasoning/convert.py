@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable
 
 from dca.numbers import find_numbers
-from dca.reasoning.steps import ANSWER, Interpreter, StepError, values_match
+from dca.reasoning.steps import ANSWER, Interpreter, StepError, format_value, values_match
 from dca.types import Value
 
 
@@ -234,12 +234,16 @@ def _render(node: ast.AST, parent_prec: int = 0, right: bool = False, names: dic
     raise ConvertError(f"unsupported expression part {type(node).__name__}")
 
 
-def gsm8k_trace(solution: str, question: str = "", *, prose: bool = True) -> Converted:
+def gsm8k_trace(solution: str, question: str = "", *, prose: bool = True, explicit: bool = True) -> Converted:
     """A GSM8K solution as a step trace: one step per ``<<expr=value>>`` (and, with ``prose``, per
     plain ``a op b = c`` written without an annotation), then ``answer``, matching ``#### answer``.
 
     A literal that repeats an earlier result becomes that step's name, so the trace says where
-    each operand comes from. ``question`` only sharpens the warning when the answer is not computed.
+    each operand comes from. With ``explicit``, a number the solution worked out in its head
+    ("3 sets of 20 minutes in an hour", an answer solved for by algebra) becomes a step of its own
+    when one or two operations on the question's numbers, the units it names and earlier results
+    give it, so every operand of the trace can be checked (``dca.verifier``'s ``grounded``);
+    without the question nothing is known to be given, and nothing is derived.
     """
     m = _FINAL.search(solution)
     if not m:
@@ -258,7 +262,8 @@ def gsm8k_trace(solution: str, question: str = "", *, prose: bool = True) -> Con
         for m in list(_ANNOTATION.finditer(line)) + [None]:
             segment = line[pos: m.start() if m else len(line)]
             if prose:
-                raw += [(expr, stated, False) for expr, stated in _prose_steps(segment) if stated not in annotated]
+                raw += [(expr, stated, False, line) for expr, stated in _prose_steps(segment)
+                        if stated not in annotated]
             if m is None:
                 break
             pos = m.end()
@@ -267,13 +272,18 @@ def gsm8k_trace(solution: str, question: str = "", *, prose: bool = True) -> Con
                 warnings.append(f"annotation without '=': {m.group(1)!r}")
                 continue
             try:
-                raw.append((_arith_tree(expr), float(number_text(val.replace("$", ""))), True))
+                raw.append((_arith_tree(expr), float(number_text(val.replace("$", ""))), True, line))
             except ConvertError as exc:
                 warnings.append(f"skipped annotation {m.group(1)!r}: {exc}")
     trace = _Trace()
     trace.warnings = warnings
-    for tree, stated, annotated in raw:
+    head = _HeadArithmetic(question, trace) if explicit and question.strip() else None
+    for tree, stated, annotated, line in raw:
+        if head is not None and head.explain(tree, line, stated):
+            continue  # the step was a bare number, now derived by the steps just added
         trace.add(_link_earlier(tree, trace), stated)
+        if head is not None:
+            head.trees.append(tree)
         if not annotated:
             trace.warnings.append(f"step {trace.lines[-1]!r} recovered from prose without an annotation")
 
@@ -295,9 +305,120 @@ def gsm8k_trace(solution: str, question: str = "", *, prose: bool = True) -> Con
             if values_match(v, final, rel=1e-9):
                 trace.warnings.append(f"the answer is the last result {why}")
                 return trace.finish(expr, final, _num(final))
+    if head is not None and not head.given(float(final)) and head.derive(float(final), body):
+        trace.warnings.append("the final answer is derived from the question's numbers (not written out)")
+        trace.stated.pop()
+        return trace.finish(trace.lines.pop().split(" = ", 1)[1], final, _num(final))
     trace.warnings.append("the final answer is not computed by any step" +
                           ("" if _mentions(question, final) else " and is not in the question"))
     return trace.finish(number_text(repr(final)), final, _num(final))
+
+
+_DERIVE_OPS = (("+", lambda a, b: a + b), ("-", lambda a, b: a - b), ("*", lambda a, b: a * b),
+               ("/", lambda a, b: a / b if b else None))
+
+
+def _round_key(x: float) -> float:
+    """``x`` to 10 significant digits: derived values that differ only by float noise meet."""
+    return float(f"{x:.10g}")
+
+
+class _HeadArithmetic:
+    """Makes the arithmetic a GSM8K solution did in its head explicit: a literal no known number
+    accounts for is searched as ``a op b`` (then ``(a op b) op c``) over the known numbers, those
+    the solution's own sentence mentions first, and added as steps before the line using it.
+
+    Hand-written search: no library expresses "which one or two operations on these numbers give
+    x", and it must agree exactly with the verifier's notion of a grounded number.
+    """
+
+    def __init__(self, question: str, trace: _Trace):
+        from dca.verifier import grounding_pool
+
+        self.pool = grounding_pool(question)
+        self.trace = trace
+        self.trees: list[ast.expr] = []  # the expression of every step so far (for averages' counts)
+
+    def known(self, x: float, current: ast.expr | None = None, pool: bool = True) -> bool:
+        from dca.verifier import repeats, term_counts
+
+        values = [v for v in self.trace.stated if v is not None]
+        if (pool and self.pool.has(x)) or repeats(x, values):
+            return True
+        return float(x).is_integer() and x in term_counts(self.trees + ([current] if current is not None else []))
+
+    def given(self, x: float) -> bool:
+        """Is ``x`` stated by the question (not only an allowed constant or unit factor) or an earlier result?"""
+        source = self.pool.values.get(round(abs(x), 6))
+        return (source is not None and source not in ("constant", "unit")) or self.known(x, None, pool=False)
+
+    def explain(self, tree: ast.expr, line: str, result: float | None) -> bool:
+        """Add steps deriving the unknown literals of ``tree`` (never from ``result``, what the step
+        itself computes); True when ``tree`` is a bare number those steps now compute."""
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Constant) or not isinstance(node.value, (int, float)) \
+                    or isinstance(node.value, bool):
+                continue
+            x = float(node.value)
+            # a bare number the question does not state is derived even when it is an allowed constant
+            if (node is tree and not self.given(x)) or not self.known(x, tree):
+                exclude = result if node is not tree else None
+                if self.derive(float(node.value), line, exclude) and node is tree:
+                    return True
+        return False
+
+    def derive(self, x: float, line: str, exclude: float | None = None) -> bool:
+        """Add one or two steps computing ``x`` from known numbers; False when none is found."""
+        numbers = [v for v in self._numbers(line) if exclude is None or not values_match(v, exclude, rel=1e-9)]
+        # at least one operand must be a number of the question or an earlier result: 1 + 2 or
+        # 100 - 60 (a constant and a unit factor) explain nothing
+        weak = {v for v in numbers if not self.given(v)}
+        ones: dict[float, tuple] = {}  # rounded value -> (a, op, b, value)
+        for a in numbers:
+            for b in numbers:
+                for op, fn in _DERIVE_OPS:
+                    r = fn(a, b)
+                    if r is None or r == a or r == b or (a == b and op in "-/"):
+                        continue
+                    k, old = _round_key(r), ones.get(_round_key(r))
+                    if old is None or (old[0] in weak and old[2] in weak and not (a in weak and b in weak)):
+                        ones[k] = (a, op, b, r)  # the first way found, unless only constants made it
+        hit = ones.get(_round_key(x))
+        if hit is not None and not (hit[0] in weak and hit[2] in weak):
+            self._add(hit[:3], x)
+            return True
+        for c in numbers:
+            for op, needed in (("+", x - c), ("-", x + c), ("*", x / c if c else None), ("/", x * c)):
+                hit = ones.get(_round_key(needed)) if needed is not None else None
+                if hit is None or (c in weak and hit[0] in weak and hit[2] in weak):
+                    continue
+                r = hit[3]
+                if r not in (c, x) and not self.pool.has(r):  # not via a given number
+                    self._add(hit[:3], r)
+                    self._add((r, op, c), x)
+                    return True
+        return False
+
+    def _numbers(self, line: str) -> list[float]:
+        """Known numbers, most likely first: earlier results (latest first), the sentence's own
+        numbers, the question's, the unit factors, then the constants."""
+        values = [v for v in reversed(self.trace.stated) if v is not None]
+        said = [n.value for n in find_numbers(line) if self.known(n.value)]
+        by_source = sorted(self.pool.values.items(), key=lambda kv: {"unit": 1, "constant": 2}.get(kv[1], 0))
+        out: list[float] = []
+        for v in values + said + [v for v, _ in by_source]:
+            v = float(v)
+            if v and v not in out:
+                out.append(v)
+        return out[:40]
+
+    def _add(self, parts: tuple[float, str, float], value: float) -> None:
+        a, op, b = parts
+        latest = {s: f"x{i + 1}" for i, s in enumerate(self.trace.stated) if s is not None}
+        text = f"{latest.get(a, format_value(a, 12))} {op} {latest.get(b, format_value(b, 12))}"
+        self.trace.add(text, value)
+        self.trees.append(ast.parse(text, mode="eval").body)
+        self.trace.warnings.append(f"step {self.trace.lines[-1]!r} made explicit (the solution did it in its head)")
 
 
 def _mentions(text: str, x: float) -> bool:

@@ -127,3 +127,26 @@ def test_finqa_and_tatqa_fidelity(data_dir):
     ok = sum(tatqa_match(tatqa_trace(q["derivation"], q["answer"], q["scale"]).run()[-1], q["answer"], q["scale"])
              for q in qs)
     assert ok / len(qs) >= 0.99
+
+
+def test_gsm8k_head_arithmetic_becomes_explicit_steps_the_verifier_accepts():
+    from dca.verifier import Verifier
+
+    question = "Joy can read 8 pages of a book in 20 minutes. How many hours will it take her to read 120 pages?"
+    solution = ("In one hour, there are 3 sets of 20 minutes.\nSo, Joy can read 8 x 3 = <<8*3=24>>24 pages in an "
+                "hour.\nIt will take her 120/24 = <<120/24=5>>5 hours to read 120 pages.\n#### 5")
+    c = gsm8k_trace(solution, question)
+    assert c.lines == ["x1 = 60 / 20", "x2 = 8 * x1", "answer = 120 / x2"] and c.run()[-1] == 5
+    assert any("made explicit" in w for w in c.warnings)
+    as_written = gsm8k_trace(solution, question, explicit=False)
+    assert as_written.lines == ["x1 = 8 * 3", "answer = 120 / x1"]
+    v = Verifier()
+    assert all(s.verdict.ok for s in v.check_trace(question, c.lines))
+    assert not all(s.verdict.ok for s in v.check_trace(question, as_written.lines))
+    # a number given only by an annotation without its arithmetic, and an answer solved for
+    soda = gsm8k_trace("He spent 2 - .5 = <<2-.5=1.5>>1.5\nHe bought 1.5 / .25 = <<6=6>>6 ounces\n#### 6",
+                       "The soda costs $.25 an ounce. He brought $2 and leaves with $.50. How many ounces?")
+    assert soda.lines == ["x1 = 2 - 0.5", "answer = x1 / 0.25"]
+    # constants alone explain nothing: 1 + 2 is not a derivation of 3
+    c3 = gsm8k_trace("They got 3 each.\n#### 3", "Ann shares 9 apples among friends. How many each?")
+    assert c3.lines[-1] != "answer = 1 + 2"

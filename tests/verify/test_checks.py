@@ -183,3 +183,47 @@ def test_wording_must_state_the_verified_value():
     assert v.check_wording("Revenue rose 1.64%.", 1.639023).ok
     assert v.check_wording("Yes, it did.", True).ok and not v.check_wording("It did.", True).ok
     assert v.check_wording("The answer is 42.", 94).reason == "the sentence does not state the verified value 94"
+
+
+def test_an_answer_of_constants_alone_is_not_grounded():
+    v = Verifier()
+    task = "Ann has 7 apples and buys 5 more. How many apples does she have?"
+    assert first_failure(v, task, ["answer = 1"])[1:] == (
+        "grounded", "the answer uses only constants (1); it must build on the task, the evidence or an earlier step")
+    assert first_failure(v, "She works 3 hours. How many minutes?", ["answer = 60 * 2"])[1] == "grounded"
+    # the same numbers are fine when the task states them or an earlier step computed them
+    assert first_failure(v, "Ann had 1 apple. How many apples did she have?", ["answer = 1"]) is None
+    assert first_failure(v, task, ["x1 = 7 + 5", "answer = x1 * 1"]) is None
+
+
+def test_a_computed_result_may_not_be_copied_from_the_page():
+    v = Verifier()
+    page = [Evidence("p1", "Revenue: 2019 = 5,829; 2018 = 5,735 (in millions)", metadata={"scale": "million"})]
+    change = "What was the change in revenue from 2018 to 2019?"
+    assert first_failure(v, change, ["answer = 5829"], page)[1:] == (
+        "computed", "the question asks for a computed result ('change') but the answer copies 5829 from the page")
+    assert first_failure(v, change, ["x1 = 5829", "answer = x1"], page)[1] == "computed"
+    assert first_failure(v, change, ["answer = 5829 - 5735"], page) is None
+    # a question that asks for a figure on the page may be answered with it
+    assert first_failure(v, "What was the revenue in 2019?", ["answer = 5829"], page) is None
+    # the check can be left out of a pipeline's list
+    assert first_failure(Verifier(checks=[c for c in DEFAULT_CHECKS if c != "computed"]), change,
+                         ["answer = 5829"], page) is None
+
+
+def test_checks_can_be_named_by_module_and_attribute():
+    from dca.verifier import make_check
+
+    check = make_check("agents.docqa.grounding:FactGrounded")
+    assert check.name == "fact_grounded"
+    v = Verifier(checks=["parses", "executes", "agents.docqa.grounding:FactGrounded"])
+    assert v.check_names == ["parses", "executes", "fact_grounded"]
+    page = [Evidence("p1", "Revenue: 2019 = 5,829; 2018 = 5,735 (in millions)", metadata={"scale": "million"})]
+    assert first_failure(v, "Change in revenue?", ["answer = 5829 - 5700"], page)[1] == "fact_grounded"
+    for bad, expected in (("dca.nosuchmodule:Check", "cannot import module 'dca.nosuchmodule'"),
+                          ("dca.verifier:NoSuchCheck", "module 'dca.verifier' has no attribute 'NoSuchCheck'"),
+                          ("groundd", "did you mean 'grounded'?")):
+        with pytest.raises(ValueError, match=expected):
+            Verifier(checks=[bad])
+    with pytest.raises(ValueError, match="rejected the options"):
+        make_check("grounded", {"no_such_option": 1})
