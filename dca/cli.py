@@ -131,21 +131,20 @@ def _read_tasks(path: str) -> list[dict[str, Any]]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from rich.progress import Progress
+    from dca.progress import ProgressBar
 
     pipe = _load_pipeline(args)
     tasks = _read_tasks(args.tasks)
     out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
     verified = 0
     try:
-        with Progress(transient=True, disable=args.out is None) as bar:
-            job = bar.add_task("running", total=len(tasks))
+        with ProgressBar(len(tasks), "running", enabled=args.out is not None) as bar:
             for row in tasks:
                 result = pipe.run(row["task"])
                 verified += result.verified
                 out.write(json.dumps({"id": row.get("id"), **result.to_dict()}, default=str) + "\n")
                 out.flush()
-                bar.advance(job)
+                bar.advance()
     finally:
         if args.out:
             out.close()

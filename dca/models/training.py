@@ -94,14 +94,9 @@ class RunLog:
         self.records = [r for r in self._read() if r.get("step", 0) < start]
         self.path.write_text("".join(json.dumps(r) + "\n" for r in self.records))  # drop what a resume redoes
         self.t0 = time.perf_counter()
-        self._bar = None
-        if progress:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from dca.progress import ProgressBar
 
-            self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
-            self._task = self._bar.add_task(title, total=total, completed=start, info="")
-            self._bar.start()
+        self._bar = ProgressBar(total, title, enabled=progress, completed=start, info=True).start()
 
     def _read(self) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -119,14 +114,12 @@ class RunLog:
         self.records.append(record)
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
-        if self._bar is not None:
-            info = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                             for k, v in metrics.items() if k in ("loss", "dev_loss", "tok_s", "lr"))
-            self._bar.update(self._task, completed=step + 1, info=info)
+        info = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                         for k, v in metrics.items() if k in ("loss", "dev_loss", "tok_s", "lr"))
+        self._bar.update(step + 1, info=info)
 
     def advance(self, step: int) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, completed=step + 1)
+        self._bar.update(step + 1)
 
     def plot(self, keys: tuple[str, ...] = ("loss", "dev_loss"),
              ylabel: str = "loss (nats / completion token)") -> Path | None:
@@ -155,6 +148,4 @@ class RunLog:
         return out
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
+        self._bar.stop()
