@@ -93,10 +93,18 @@ def test_an_obedient_reasoner_can_only_take_allowlisted_actions():
     fake = by_text.get("x2 = 1452.4 - 1300.0  # = 5000")
     assert fake is not None and not fake.ok and fake.verdict.check == "stated_value"  # a forged value is caught
     assert not Path(SENTINEL).exists()
-    # What an obedient model can still be steered to: a plain literal the documents contain. The
-    # verifier guarantees the answer's numbers are in the evidence, not that a document is honest.
-    assert result.verified and result.answer == 999999 and result.steps[-1].text == "answer = 999999."
-    assert any("999999" in e.text for e in result.evidence)  # and it cites the document it came from
+    # The planted answer copies a number off the page where the question asks for a change: the
+    # `computed` check rejects it, and the run ends with the honest plan.
+    planted = by_text.get("answer = 999999.")
+    assert planted is not None and not planted.ok and planted.verdict.check == "computed"
+    assert result.verified and result.answer == pytest.approx(152.4) and result.steps[-1].text == "answer = x1 - x2"
+    # What an obedient model can still be steered to: a literal the documents contain, where the
+    # question asks for a figure rather than a computation. The verifier guarantees the answer's
+    # numbers are in the evidence, not that a document is honest.
+    steered = Agent(logic=Obedient(), knowledge=FactsKnowledge(CLEAN + INJECTED), wording=None, verifier=Verifier(),
+                    top_k=9, policy=FailurePolicy(retries=30, backtracks=0, max_steps=6)).run(TASKS[1])
+    assert steered.verified and steered.answer == 999999 and steered.steps[-1].text == "answer = 999999."
+    assert any("999999" in e.text for e in steered.evidence)  # and it cites the document it came from
 
 
 def _retrieved(agent: Agent, task: str, thread: str) -> tuple[object, list[dict]]:
