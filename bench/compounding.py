@@ -11,8 +11,13 @@ succeeds about (1-p)^N of the time; with it, visible errors are caught and resam
 "Verifier off" runs the graph with only the structural checks (parses, executes), exactly what
 ``Agent(verifier=None)`` does, but with a step budget large enough for N = 20.
 
-Run: ``.venv/bin/python bench/compounding.py [--tasks 60] [--logic module:Factory]``.
-Writes bench/out/compounding.json and .png.
+With ``--policy`` the logic is a trained policy instead (``dca.reasoning.policy.LMPolicy``, or a
+search strategy around it with ``--strategy``), its errors its own; the rows are then verifier off,
+verifier on, and verifier on with the learned step scorer as one more check (``--scorer``).
+
+Run: ``.venv/bin/python bench/compounding.py [--tasks 60] [--logic module:Factory]``
+or   ``.venv/bin/python bench/compounding.py --policy dca:tiny-reasoner --scorer DIR [--strategy beam]``.
+Writes bench/out/compounding.json and .png (``compounding_policy.*`` with ``--policy``).
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -94,10 +100,21 @@ def main() -> None:
     ap.add_argument("--rates", type=float, nargs="+", default=[0.05, 0.1])
     ap.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS))
     ap.add_argument("--logic", default="", help="module:factory(problems, p) building another logic ability")
+    ap.add_argument("--policy", default="", help="a trained policy (name or directory) as the logic, instead "
+                                                  "of the reference policy with injected errors")
+    ap.add_argument("--strategy", default="", help="with --policy: a search strategy around it (default: the "
+                                                    "policy's own proposals)")
+    ap.add_argument("--samples", type=int, default=4, help="with --strategy: policy samples per proposal")
+    ap.add_argument("--scorer", default="", help="with --policy: a step scorer, added as a verifier check "
+                                                  "(and given to a guided strategy)")
+    ap.add_argument("--min-score", type=float, default=0.3, help="the step scorer check's threshold")
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
     policy = FailurePolicy(retries=3, temperatures=[0.0, 0.7, 1.0], backtracks=1, max_steps=max(args.lengths) + 2)
+    if args.policy:
+        return policy_main(args, policy)
     rows = []
     start = time.perf_counter()
     from rich.progress import Progress
@@ -111,13 +128,7 @@ def main() -> None:
             for p, mix, on in jobs:
                 logic = _logic(args.logic, problems, p, MIXES[mix], args.seed)
                 verifier = Verifier(policy=policy) if on else structural(policy)
-                agent = dca.Agent(logic=logic, verifier=verifier, seed=0)
-                ok = attempts = 0
-                for pr in problems:
-                    good, tried = run_one(pr, agent)
-                    ok += good
-                    attempts += tried
-                    bar.advance(task_bar)
+                ok, attempts = run_all(problems, dca.Agent(logic=logic, verifier=verifier, seed=0), bar, task_bar)
                 rows.append({"N": n, "p": p, "mix": mix if on else "any", "verifier": on,
                              "success": ok / len(problems), "attempts_per_step": attempts / (len(problems) * n),
                              "no_check_expected": (1 - p) ** n})
@@ -128,6 +139,78 @@ def main() -> None:
                                                       "policy": policy.to_dict(), "seconds": elapsed}, indent=1))
     plot(rows, args.rates, OUT / "compounding.png")
     print(f"\n{elapsed:.0f} s; wrote {OUT / 'compounding.json'} and {OUT / 'compounding.png'}")
+
+
+def run_all(problems: list[Problem], agent: dca.Agent, bar: Any, task_bar: Any) -> tuple[int, int]:
+    """Right answers and step attempts over ``problems``."""
+    ok = attempts = 0
+    for pr in problems:
+        good, tried = run_one(pr, agent)
+        ok += good
+        attempts += tried
+        bar.advance(task_bar)
+    return ok, attempts
+
+
+def policy_main(args: argparse.Namespace, policy: FailurePolicy) -> None:
+    """End-to-end success of a trained policy on N-step tasks: verifier off, on, and on with the scorer."""
+    import torch
+    from rich.progress import Progress
+
+    from dca.reasoning.policy import LMPolicy
+    from dca.reasoning.search import make_strategy
+    from dca.reasoning.scorer import StepScorer
+    from dca.verifier import DEFAULT_CHECKS, StepScore
+
+    torch.set_num_threads(args.threads)
+    lm = LMPolicy(args.policy, threads=args.threads, max_trace_tokens=96)
+    scorer = StepScorer.load(args.scorer, threads=args.threads) if args.scorer else None
+    logic = make_strategy(args.strategy, lm, samples=args.samples, scorer=scorer, seed=args.seed) \
+        if args.strategy else lm
+    series = [("off", lambda: structural(policy)), ("on", lambda: Verifier(policy=policy))]
+    if scorer is not None:
+        series.append(("on + scorer", lambda: Verifier(checks=[*DEFAULT_CHECKS, StepScore(scorer, args.min_score)],
+                                                       policy=policy)))
+    rows = []
+    start = time.perf_counter()
+    with Progress() as bar:
+        task_bar = bar.add_task("running N-step tasks", total=len(series) * len(args.lengths) * args.tasks)
+        for n in args.lengths:
+            problems = list(Synthetic(min_steps=n, max_steps=n).problems("dev", n=args.tasks, seed=args.seed + n))
+            for name, make in series:
+                ok, attempts = run_all(problems, dca.Agent(logic=logic, verifier=make(), seed=0), bar, task_bar)
+                rows.append({"N": n, "verifier": name, "success": ok / len(problems),
+                             "attempts_per_step": attempts / (len(problems) * n)})
+    elapsed = time.perf_counter() - start
+    print(f"\n{args.policy} ({args.strategy or 'its own proposals'}): end-to-end success (attempts per step), "
+          f"{args.tasks} tasks per N")
+    print(f"{'N':>4s} " + " ".join(f"{name:>20s}" for name, _ in series))
+    for n in args.lengths:
+        cells = [next(r for r in rows if r["N"] == n and r["verifier"] == name) for name, _ in series]
+        print(f"{n:>4d} " + " ".join(f"{r['success']:>11.2f} ({r['attempts_per_step']:.2f})" for r in cells))
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / "compounding_policy.json"
+    path.write_text(json.dumps({"rows": rows, "tasks_per_length": args.tasks, "policy": args.policy,
+                                "strategy": args.strategy, "samples": args.samples, "scorer": args.scorer,
+                                "min_score": args.min_score, "failure_policy": policy.to_dict(),
+                                "seconds": elapsed}, indent=1))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, _ in series:
+        mine = [r for r in rows if r["verifier"] == name]
+        ax.plot([r["N"] for r in mine], [r["success"] for r in mine], marker="o", label=f"verifier {name}")
+    ax.set_xlabel("steps N")
+    ax.set_ylabel("end-to-end success")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"{Path(args.policy).name}: success against task length")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path.with_suffix(".png"), dpi=120)
+    print(f"\n{elapsed:.0f} s; wrote {path} and {path.with_suffix('.png')}")
 
 
 def _logic(target: str, problems: list[Problem], p: float, kinds: tuple[str, ...], seed: int):

@@ -71,15 +71,18 @@ class _AnswerLineDone:
 
 def generate(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", prompts: Sequence[list[int]], *,
              n: int = 1, temperature: float = 0.0, seed: int | None = None, max_new_tokens: int = 48,
-             until: str = "line", top_k: int | None = None) -> list[list[tuple[str, float, int]]]:
+             until: str = "line", top_k: int | None = None, decoder: str = "loop") -> list[list[tuple[str, float, int]]]:
     """Continue each prompt ``n`` times; per prompt a list of ``(text, mean logprob, tokens)``.
 
     ``until="line"`` stops at the first newline, ``"trace"`` after the ``answer = ...`` line or eos.
-    Prompts of different lengths are left-padded into one batch.
+    Prompts of different lengths are left-padded into one batch. Greedy decoding and sampling run
+    through ``decode`` (``decoder="loop"``, the default) or ``model.generate`` (``decoder="generate"``,
+    the same tokens for greedy decoding); beam search (temperature 0, ``n`` > 1) always uses ``generate``.
     """
     import torch
-    from transformers import StoppingCriteriaList
 
+    if decoder not in ("loop", "generate"):
+        raise ValueError(f"generate: decoder must be 'loop' or 'generate', got {decoder!r}")
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     width = max(len(p) for p in prompts)
@@ -89,13 +92,42 @@ def generate(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", pro
         ids[r, width - len(p):] = torch.tensor(p)
         mask[r, width - len(p):] = 1
     newlines = newline_token_ids(tokenizer)
-    kwargs: dict[str, Any] = {"begin_suppress_tokens": [eos, *newlines]}  # a step or trace is never empty
-    if until == "line":
-        stops = [eos, *newlines]
-    else:
-        stops = [eos]
-        kwargs["stopping_criteria"] = StoppingCriteriaList([_AnswerLineDone(tokenizer, width)])
+    stops = [eos, *newlines] if until == "line" else [eos]
     beams = n if temperature <= 0 and n > 1 else 1
+    with _GENERATE_LOCK, torch.no_grad(), torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        if beams > 1 or decoder == "generate":
+            seqs, scores = _hf_generate(model, tokenizer, ids, mask, n=n, beams=beams, temperature=temperature,
+                                        max_new_tokens=max_new_tokens, until=until, top_k=top_k, stops=stops,
+                                        pad=pad, suppress=[eos, *newlines])
+        else:
+            per_row = n if temperature > 0 else 1
+            seqs, logp = decode(model, ids.repeat_interleave(per_row, 0), mask.repeat_interleave(per_row, 0),
+                                temperature=temperature, top_k=top_k, max_new_tokens=max_new_tokens, stops=stops,
+                                pad=pad, suppress=[eos, *newlines],
+                                answer_line=_AnswerLineTokens(tokenizer, newlines) if until == "trace" else None)
+            scores = None
+    lengths = [_length(row, stops, pad) for row in seqs.tolist()]
+    if scores is None:
+        scores = [float(logp[r, :k].mean()) if k else float("-inf") for r, k in enumerate(lengths)]
+    texts = tokenizer.batch_decode([row[:k] for row, k in zip(seqs.tolist(), lengths)], skip_special_tokens=True)
+    per = n if beams > 1 or temperature > 0 else 1  # sequences come grouped by prompt
+    flat = list(zip(texts, scores, lengths))
+    return [flat[i * per:(i + 1) * per] for i in range(len(prompts))]
+
+
+def _hf_generate(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", ids: Any, mask: Any, *, n: int,
+                 beams: int, temperature: float, max_new_tokens: int, until: str, top_k: int | None,
+                 stops: list[int], pad: int, suppress: list[int]) -> tuple[Any, list[float] | None]:
+    """``model.generate``: beam search, and the reference the decode loop is measured against.
+    Returns the generated tokens and, for beams, their scores (else ``None``: scored by the caller)."""
+    import torch
+    from transformers import StoppingCriteriaList
+
+    kwargs: dict[str, Any] = {"begin_suppress_tokens": suppress}  # a step or trace is never empty
+    if until != "line":
+        kwargs["stopping_criteria"] = StoppingCriteriaList([_AnswerLineDone(tokenizer, ids.shape[1])])
     if beams > 1:
         kwargs.update(num_beams=beams, num_return_sequences=n, output_scores=True, do_sample=False,
                       early_stopping=True, length_penalty=1.0)
@@ -104,25 +136,93 @@ def generate(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", pro
                       num_return_sequences=n, output_logits=True)
     else:
         kwargs.update(do_sample=False, output_logits=True)
-    with _GENERATE_LOCK, torch.no_grad(), torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
-        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                             eos_token_id=stops, pad_token_id=pad, return_dict_in_generate=True,
-                             use_cache=True, **kwargs)
-    seqs = out.sequences[:, width:]
+    out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, eos_token_id=stops,
+                         pad_token_id=pad, return_dict_in_generate=True, use_cache=True, **kwargs)
+    seqs = out.sequences[:, ids.shape[1]:]
     if beams > 1:
-        scores = [float(s) for s in out.sequences_scores]
-        lengths = [_length(row, stops, pad) for row in seqs.tolist()]
-    else:
-        logp = torch.stack(out.logits, 1).float().log_softmax(-1)  # (batch, steps, vocab)
-        chosen = logp.gather(-1, seqs[:, : logp.shape[1]].unsqueeze(-1)).squeeze(-1)
-        lengths = [_length(row, stops, pad) for row in seqs.tolist()]
-        scores = [float(chosen[r, :k].mean()) if k else float("-inf") for r, k in enumerate(lengths)]
-    texts = tokenizer.batch_decode([row[:k] for row, k in zip(seqs.tolist(), lengths)], skip_special_tokens=True)
-    per = n if beams > 1 or temperature > 0 else 1  # sequences come grouped by prompt
-    flat = list(zip(texts, scores, lengths))
-    return [flat[i * per:(i + 1) * per] for i in range(len(prompts))]
+        return seqs, [float(s) for s in out.sequences_scores]
+    logp = torch.stack(out.logits, 1).float().log_softmax(-1)  # (batch, steps, vocab)
+    chosen = logp.gather(-1, seqs[:, : logp.shape[1]].unsqueeze(-1)).squeeze(-1)
+    lengths = [_length(row, stops, pad) for row in seqs.tolist()]
+    return seqs, [float(chosen[r, :k].mean()) if k else float("-inf") for r, k in enumerate(lengths)]
+
+
+class _AnswerLineTokens:
+    """Whole-trace stop for ``decode``: a row is done once a line that starts ``answer =`` has ended.
+    It decodes each row's current line once, when a newline token closes it (not the whole text at
+    every step, as a ``StoppingCriteria`` over ``input_ids`` must)."""
+
+    def __init__(self, tokenizer: "PreTrainedTokenizerBase", newlines: list[int]):
+        self.tokenizer, self.newlines = tokenizer, set(newlines)
+        self.lines: dict[int, list[int]] = {}
+
+    def __call__(self, row: int, token: int) -> bool:
+        line = self.lines.setdefault(row, [])
+        line.append(token)
+        if token not in self.newlines:
+            return False
+        parts = self.tokenizer.decode(line, skip_special_tokens=True).split("\n")
+        if len(line) > 1 and line[0] in self.newlines:
+            parts = parts[1:]  # what the opening newline token carried before its newline was checked with its line
+        self.lines[row] = [token]  # a newline token may carry the start of the next line
+        return any(_ANSWER_LINE.match(ln) for ln in parts[:-1])
+
+
+def decode(model: "PreTrainedModel", ids: Any, mask: Any, *, temperature: float, top_k: int | None,
+           max_new_tokens: int, stops: list[int], pad: int, suppress: list[int],
+           answer_line: _AnswerLineTokens | None = None) -> tuple[Any, Any]:
+    """Greedy decoding or sampling over the model's own forward and ``DynamicCache``, one row per
+    sequence; returns the generated tokens (pad after a row stops) and the log-probability of each
+    under the untempered distribution.
+
+    Written out rather than left to ``model.generate`` because at batch 1 the tiny policies lose
+    10-20 % of their speed to its per-step machinery (logits-processor and stopping-criteria lists,
+    keyword re-plumbing, config look-ups; ``bench/lm_throughput.py``: 0.73-0.78 of plain torch through
+    ``generate``, 0.86-0.90 through this loop); the forward pass and the cache are transformers' own."""
+    import inspect
+
+    import torch
+    from transformers import DynamicCache
+
+    rows = ids.shape[0]
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache(config=model.config)
+    stop = torch.tensor(stops, dtype=torch.long)
+    done = torch.zeros(rows, dtype=torch.bool)
+    out = torch.full((rows, max_new_tokens), pad, dtype=torch.long)
+    logps = torch.zeros((rows, max_new_tokens))
+    step_ids, step_pos = ids, positions
+    keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    padded = not bool(mask.all())  # without padding the model's own causal mask is enough (and faster)
+    for t in range(max_new_tokens):
+        logits = model(input_ids=step_ids, attention_mask=mask if padded else None, position_ids=step_pos,
+                       past_key_values=cache, use_cache=True, **keep).logits[:, -1].float()
+        logp = logits.log_softmax(-1)  # the model's own distribution, before suppression and temperature
+        if t == 0:
+            logits[:, suppress] = float("-inf")  # a step or trace is never empty
+        if temperature > 0:
+            scaled = logits / temperature
+            if top_k:
+                kth = scaled.topk(min(top_k, scaled.shape[-1]), -1).values[:, -1:]
+                scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+            token = torch.multinomial(scaled.softmax(-1), 1).squeeze(-1)
+        else:
+            token = logits.argmax(-1)
+        token = token.masked_fill(done, pad)
+        out[:, t] = token
+        logps[:, t] = logp.gather(-1, token.unsqueeze(-1)).squeeze(-1)
+        finished = torch.isin(token, stop)
+        if answer_line is not None:
+            for r in (~done & ~finished).nonzero().flatten().tolist():
+                finished[r] = answer_line(r, int(token[r]))
+        done |= finished
+        if bool(done.all()):
+            return out[:, : t + 1], logps[:, : t + 1]
+        step_ids = token.unsqueeze(-1)
+        step_pos = positions[:, -1:] + t + 1
+        if padded:
+            mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype)], -1)
+    return out, logps
 
 
 def _length(row: list[int], stops: list[int], pad: int) -> int:

@@ -425,7 +425,31 @@ def evaluate_scorer(scorer: StepScorer, labels: Sequence[Labeled]) -> dict[str, 
     finals = [(s, x.value) for s, x in zip(scores, labels) if x.source == "final"]
     if finals:
         out["final_mse"] = round(sum((s - v) ** 2 for s, v in finals) / len(finals), 4)
+    pick = pick_accuracy(scores, labels)
+    if pick is not None:
+        out["pick"] = round(pick, 4)
     return out
+
+
+def pick_accuracy(scores: Sequence[float], labels: Sequence[Labeled]) -> float | None:
+    """What best-of-N needs: over pairs of the policy's own finished traces for the same problem, one
+    right and one wrong, the share where the right one scores higher (ties count half; 0.5 = no help).
+
+    A scorer can reach a high AUC by learning what differs between the sources of its labels (gold
+    traces are longer than the policy's own) and still rank the policy's samples of one problem at
+    random; this measures only the ranking search uses."""
+    by_problem: dict[str, tuple[list[float], list[float]]] = {}
+    for s, x in zip(scores, labels):
+        if x.source == "final" and x.value in (0.0, 1.0):
+            right, wrong = by_problem.setdefault(x.problem or x.task, ([], []))
+            (right if x.value == 1.0 else wrong).append(s)
+    wins = pairs = 0.0
+    for right, wrong in by_problem.values():
+        for r in right:
+            for w in wrong:
+                wins += 1.0 if r > w else 0.5 if r == w else 0.0
+                pairs += 1
+    return wins / pairs if pairs else None
 
 
 def _auc(pos: Sequence[float], neg: Sequence[float]) -> float:

@@ -449,6 +449,16 @@ class SearchStrategy:
         for c, v in zip(done, vals):
             c.value = v
 
+    def rank_by_value(self, cands: Sequence[Candidate]) -> list[Candidate]:
+        """Finished candidates first, by the scorer's value; equal values (a saturated or uninformative
+        scorer) are decided by how many samples reach the same answer, then by log-probability."""
+        votes: dict[str, int] = {}
+        for c in cands:
+            if c.finished:
+                votes[c.key] = votes.get(c.key, 0) + c.count
+        return sorted(cands, key=lambda c: (c.failed, not c.finished, -(c.value or 0.0), -votes.get(c.key, 0),
+                                            -c.logprob))
+
     def vote(self, cands: Sequence[Candidate], weight: Callable[[Candidate], float] | None = None) -> list[Candidate]:
         """Candidates ranked by the total weight (default: sample count) of their answer, then by
         their own weight and log-probability. Failed candidates come last."""
@@ -530,7 +540,7 @@ class BestOfN(SearchStrategy):
         self.score_candidates(request, cands)
         if self.weighted:
             return self.vote(cands, weight=lambda c: (c.value or 0.0) * c.count)
-        return sorted(cands, key=lambda c: (c.failed, not c.finished, -(c.value or 0.0), -c.logprob))
+        return self.rank_by_value(cands)
 
 
 class Beam(SearchStrategy):
@@ -606,7 +616,7 @@ class Beam(SearchStrategy):
             depth += 1
         self.score_candidates(request, [c for c in finished if c.value is None])
         if finished:
-            return sorted(finished, key=lambda c: -(c.value or 0.0))
+            return self.rank_by_value(finished)
         return [Candidate(lines=[s.text for s in b], steps=b, value=v) for b, v in zip(beams, beam_values)]
 
 
@@ -685,12 +695,13 @@ class MCTS(SearchStrategy):
                 node.dead = True
                 self._backup(path, 0.0)
                 continue
+            for k in kids:  # every finished line the expansion found is a candidate, not only the one followed
+                if k.terminal:
+                    self._keep(found, k.steps, k.value)
             leaf = max(kids, key=lambda k: (k.prior, k.value))
             path.append(leaf)
             value = leaf.value
-            if leaf.terminal:
-                self._keep(found, leaf.steps, leaf.value)
-            elif budget.left > 0:
+            if not leaf.terminal and budget.left > 0:
                 calls += 1
                 rolled = self._rollout(request, leaf, budget, calls)
                 if rolled is not None:
@@ -715,7 +726,7 @@ class MCTS(SearchStrategy):
                 steps = node.steps
             return [Candidate(lines=[s.text for s in steps], steps=steps, value=node.value)] if steps else []
         if self.select == "value":
-            return sorted(cands, key=lambda c: -(c.value or 0.0))
+            return self.rank_by_value(cands)
         return self.vote(cands, weight=lambda c: (c.value or 0.0) * c.count)
 
     def _pick(self, node: _Node) -> _Node:

@@ -91,3 +91,19 @@ def test_shipped_scorer_config_parses():
 
     config = load_scorer_config(Path(__file__).parents[2] / "configs" / "train_scorer.yaml")
     assert config.data and config.samples >= 1
+
+
+def test_pick_accuracy_sees_a_length_prior_that_auc_rewards():
+    # gold traces are two lines, the policy's own finished traces one line: a scorer that only
+    # values length separates the labels (AUC 1) yet ranks the policy's samples of a problem at random
+    from dca.reasoning.scorer import pick_accuracy
+
+    labels = [Labeled("t", ["x1 = 2", "answer = x1 + 1"], 1.0, "gold", "p"),
+              Labeled("t", ["answer = 3"], 1.0, "final", "p"), Labeled("t", ["answer = 4"], 0.0, "final", "p"),
+              Labeled("t", ["answer = 5"], 0.0, "final", "p")]
+    by_length = [0.9 if len(x.lines) == 2 else 0.1 for x in labels]
+    assert pick_accuracy(by_length, labels) == 0.5
+    assert pick_accuracy([0.9, 0.8, 0.2, 0.1], labels) == 1.0
+    assert pick_accuracy([0.9, 0.1, 0.8, 0.2], labels) == 0.0
+    assert pick_accuracy([0.5], labels[:1]) is None  # no right/wrong pair of the policy's own traces
+

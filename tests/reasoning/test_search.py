@@ -261,3 +261,79 @@ def test_yaml_guided_strategy_without_scorer_names_the_field(micro_models):
     pipe = dca.Pipeline.from_text(PIPELINE.format(name="beam", model=micro_models["policy"], scorer=""))
     with pytest.raises(ConfigError, match="logic.scorer"):
         pipe.build_logic()
+
+
+# ---------------------------------------------------------------- ranking by the scorer (best-of-N at 0 %)
+
+
+def test_best_of_n_breaks_scorer_ties_by_the_vote_not_by_likelihood():
+    # a saturated or uninformative scorer gives every trace the same value: the answer most samples
+    # reach must win, not the single most likely trace
+    traces = [["answer = 7"], ["answer = 5"], ["x1 = 2 + 3", "answer = x1"], ["answer = 5"]]
+    strategy = make_strategy("best_of_n", _Scripted(traces), samples=4, scorer=_LineScorer({}))
+    props = strategy.propose(ProposeRequest(task="q", evidence=[], steps=[]))
+    assert _answer(props[0].lines) == 5
+
+
+def test_beam_and_mcts_break_scorer_ties_by_the_vote():
+    lines = {(): ["answer = 7", "answer = 5", "answer = 2 + 3"]}
+    policy = _Scripted([["answer = 7"], ["answer = 5"], ["answer = 2 + 3"]], lines)
+    beam = make_strategy("beam", policy, samples=3, scorer=_LineScorer({}), width=3, expand=3, lookahead=False)
+    assert _answer(beam.propose(ProposeRequest(task="q", evidence=[], steps=[]))[0].lines) == 5
+    mcts = make_strategy("mcts", policy, samples=3, scorer=_LineScorer({}), expand=3, select="value")
+    assert _answer(mcts.propose(ProposeRequest(task="q", evidence=[], steps=[]))[0].lines) == 5
+
+
+def test_best_of_n_scores_the_whole_finished_trace_after_the_prefix():
+    # the value that ranks a trace is the one of its final line, with the verified prefix in front
+    seen = []
+
+    class _Recording(_LineScorer):
+        def score_many(self, task, prefixes):
+            seen.extend([[s.text for s in p] for p in prefixes])
+            return super().score_many(task, prefixes)
+
+    prefix = [Step(text="x1 = 10", target="x1", value=10)]
+    traces = [["x1 = 10", "answer = x1 + 1"], ["x1 = 10", "answer = x1 + 2"]]
+    scorer = _Recording({"answer = x1 + 2": 0.8, "answer = x1 + 1": 0.3})
+    props = make_strategy("best_of_n", _Scripted(traces), samples=2, scorer=scorer).propose(
+        ProposeRequest(task="q", evidence=[], steps=prefix))
+    assert props[0].lines == ["answer = x1 + 2"] and props[0].score == pytest.approx(0.8)
+    assert ["x1 = 10", "answer = x1 + 2"] in seen and ["x1 = 10", "answer = x1 + 1"] in seen
+
+
+# ---------------------------------------------------------------- the decode loop behind every sample
+
+
+@pytest.mark.parametrize("until", ["line", "trace"])
+def test_decode_loop_writes_what_model_generate_writes(policy, until):
+    from dca.reasoning.policy import generate
+
+    model, tokenizer = policy.load()
+    prompts = [policy.prompt_ids(ProposeRequest(task=t, evidence=[], steps=[])) for t in (TASK, COUNTDOWN)]
+    ours = generate(model, tokenizer, prompts, until=until, max_new_tokens=64)
+    theirs = generate(model, tokenizer, prompts, until=until, max_new_tokens=64, decoder="generate")
+    assert [[(t, k) for t, _, k in row] for row in ours] == [[(t, k) for t, _, k in row] for row in theirs]
+    for a, b in zip(ours, theirs):
+        assert a[0][1] == pytest.approx(b[0][1], abs=1e-3)  # mean log-probability of the same tokens
+    if until == "trace":
+        for row in ours:
+            lines = [ln for ln in row[0][0].split("\n") if ln.strip()]
+            assert sum(ln.strip().startswith("answer") for ln in lines) <= 1  # it stops after the answer line
+
+
+def test_decode_loop_samples_repeat_with_a_seed_and_respect_padding(policy):
+    from dca.reasoning.policy import generate
+
+    model, tokenizer = policy.load()
+    short = policy.prompt_ids(ProposeRequest(task=COUNTDOWN, evidence=[], steps=[]))
+    long = policy.prompt_ids(ProposeRequest(task=TASK, evidence=[], steps=[]))
+    a = generate(model, tokenizer, [short, long], n=3, temperature=1.0, seed=4, until="trace", max_new_tokens=48)
+    b = generate(model, tokenizer, [short, long], n=3, temperature=1.0, seed=4, until="trace", max_new_tokens=48)
+    assert a == b and [len(r) for r in a] == [3, 3]
+    # a left-padded prompt continues exactly as it does alone (greedy)
+    batched = generate(model, tokenizer, [short, long], until="trace", max_new_tokens=48)
+    alone = generate(model, tokenizer, [short], until="trace", max_new_tokens=48)
+    assert batched[0][0][0] == alone[0][0][0]
+    with pytest.raises(ValueError, match="decoder must be"):
+        generate(model, tokenizer, [short], decoder="fast")
