@@ -185,8 +185,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="same as --docs 300 --queries 60: a smoke run")
     ap.add_argument("--throughput-docs", type=int, default=200, help="documents in the throughput comparison")
     ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds per throughput contender (best counts)")
-    ap.add_argument("--int8-docs", type=int, default=1500,
-                    help="corpus subset for the int8-vs-fp32 retrieval check (0: skip it)")
+    ap.add_argument("--int8-docs", type=int, default=0,
+                    help="also an exact-search int8-vs-fp32 check on a corpus subset of this many documents "
+                         "(0: skip it; the quality half measures int8 on the whole corpus)")
     ap.add_argument("--skip-throughput", action="store_true", help="keep the last throughput figures")
     ap.add_argument("--combined", action="store_true", help="also tuned embedder + tuned reranker together")
     ap.add_argument("--skip-quality", action="store_true", help="keep the last quality and latency figures")
@@ -200,6 +201,7 @@ def main() -> int:
     ap.add_argument("--latency-queries", type=int, default=100)
     ap.add_argument("--rerank-depth", type=int, default=20, help="candidates the reranker rescores")
     ap.add_argument("--rerank-length", type=int, default=160, help="reranker max tokens (query + passage)")
+    ap.add_argument("--rerank-epochs", type=float, default=1.0, help="reranker training epochs")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
 
@@ -240,12 +242,17 @@ def main() -> int:
     print(f"SciFact: {len(corpus)} abstracts, {len(tune_q)} tuning / {len(report_q)} reported queries")
     if args.merge:
         other = json.loads(Path(args.merge).read_text())
-        results.update({k: other[k] for k in ("throughput", "int8_check") if k in other})
+        for k in ("throughput", "int8_check"):  # the other run's half, whole: nothing stale of this one stays
+            if k in other:
+                results[k] = other[k]
+            else:
+                results.pop(k, None)
         args.skip_throughput = args.skip_quality = True
     if not args.skip_throughput:
         results["throughput"] = {"run": run, **throughput(args, corpus, docs, work, tag, model, base)}
         print(json.dumps(results["throughput"], indent=2))
         json_path.write_text(json.dumps(results, indent=2))
+        results.pop("int8_check", None)
         if args.int8_docs:
             results["int8_check"] = {"run": run, **int8_check(args, corpus, queries, qrels, report_q, work, base)}
             print(json.dumps(results["int8_check"], indent=2))
@@ -411,7 +418,7 @@ def quality(args, corpus: list[dict], queries: dict, qrels: dict, tune_q: list[s
     main_store = work / f"store_{tag}"
     if args.fresh:
         shutil.rmtree(main_store, ignore_errors=True)
-    idx = Index(main_store, "scifact")
+    idx = Index(main_store, "scifact", int8=False)
     full = idx.add(docs, progress=True)
     results["store"] = {"chunks": full.total_chunks}
     if full.chunks_added:
@@ -426,6 +433,20 @@ def quality(args, corpus: list[dict], queries: dict, qrels: dict, tune_q: list[s
     measure("hybrid", dca_search(idx, "hybrid"), lambda q: idx.search(q, 10, mode="hybrid"))
     measure("llama-index VectorStoreIndex (MiniLM)", llama_search(llama), lambda q: llama[10].retrieve(q))
     del llama
+
+    # 2b. the same documents indexed with the int8 encoder (queries stay fp32): what int8 costs
+    int8_store = work / f"store_int8_{tag}"
+    if args.fresh:
+        shutil.rmtree(int8_store, ignore_errors=True)
+    q8 = Index(int8_store, "scifact", int8=True)
+    rep = q8.add(docs, progress=True)
+    results["store"]["int8"] = {"chunks": rep.total_chunks}
+    if rep.chunks_added:
+        results["store"]["int8"].update(seconds=round(rep.seconds, 1),
+                                        chunks_per_s=round(rep.chunks_added / rep.seconds, 2))
+    results["fusion"]["alpha"]["minilm_int8"] = pick_alpha(q8)
+    measure("dense MiniLM, int8 index", dca_search(q8, "dense"), lambda q: q8.search(q, 10, mode="dense"))
+    measure("hybrid, int8 index", dca_search(q8, "hybrid"), lambda q: q8.search(q, 10, mode="hybrid"))
 
     # 3. tuned embedder (trained on the tuning queries only; cached), the store re-embedded with it
     pairs = training_pairs(corpus, queries, qrels, tune_q)
@@ -451,8 +472,10 @@ def quality(args, corpus: list[dict], queries: dict, qrels: dict, tune_q: list[s
     # 4. tuned reranker over the MiniLM hybrid list, its interpolation weight chosen on the tuning queries
     if args.retrain or not (rr_dir / "config.json").exists():
         start = time.perf_counter()
-        tune_reranker(pairs, rr_dir, index=idx, negatives=1, epochs=1, batch_size=32, max_length=args.rerank_length)
-        results["tuning"]["tune_reranker_s"] = round(time.perf_counter() - start, 1)
+        settings = dict(negatives=1, epochs=args.rerank_epochs, batch_size=16, lr=5e-5, head_lr=2e-3,
+                        max_length=args.rerank_length)
+        tune_reranker(pairs, rr_dir, index=idx, **settings)
+        results["tuning"].update(reranker=settings, tune_reranker_s=round(time.perf_counter() - start, 1))
     rr = str(rr_dir.resolve())
     reranked_base = Index(main_store, "scifact", reranker=rr, alpha=idx.alpha, candidates=args.rerank_depth)
     reranked_base.rerank_weight = pick_rerank_weight(reranked_base, rr, queries, qrels, tune_q[:60], args.rerank_depth)

@@ -52,6 +52,8 @@ class KnowledgeConfig(_Section):
     mode: Literal["dense", "bm25", "hybrid"] = Field("hybrid", description="search mode")
     top_k: int = Field(5, ge=1, le=100, description="evidence chunks retrieved for the task")
     reranker: str | None = Field(None, description="cross-encoder name or path to rerank with (optional)")
+    int8: bool | None = Field(None, description="encode added documents with the int8-quantised embedder "
+                              "(null: yes for the default embedder, no for others; false opts out)")
     options: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments for a custom kind")
 
 

@@ -48,7 +48,7 @@ class Pipeline:
             from retrieval import Index
 
             return Index(k.path, k.collection, embedder=k.embedder, mode=k.mode, server=k.server,
-                         reranker=k.reranker)
+                         reranker=k.reranker, int8=k.int8)
         return self._custom("knowledge", k.kind, k.options)
 
     def build_logic(self):

@@ -36,6 +36,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--chunk-overlap", type=int, default=64, help="tokens shared by neighbouring chunks (default 64)")
     p.add_argument("--max-file-mb", type=float, default=100.0,
                    help="skip files larger than this, unread (default 100; 0 for no limit)")
+    p.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None,
+                   help="encode documents with the int8-quantised embedder (onnxruntime), or not (--no-int8); "
+                        "default: int8 for the default embedder, fp32 for any other")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_guard(_index))
@@ -66,6 +69,9 @@ def register(subparsers: Any) -> None:
         p.add_argument("--negatives", type=int, default=1 if what == "embedder" else 3,
                        help="BM25 hard negatives per pair")
         p.add_argument("--seed", type=int, default=0)
+        if what == "reranker":
+            p.add_argument("--head-lr", type=float, default=2e-3,
+                           help="learning rate of the new scoring head (pooler + classifier)")
         if what == "embedder":
             p.add_argument("--reembed", action="store_true",
                            help="re-embed the collection with the tuned model when done")
@@ -93,7 +99,7 @@ def _open(args: argparse.Namespace, **kw: Any) -> Any:
 def _index(args: argparse.Namespace) -> int:
     """dca index PATH...: add documents to the store."""
     idx = _open(args, chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap,
-                max_file_mb=args.max_file_mb or None)
+                max_file_mb=args.max_file_mb or None, int8=args.int8)
     report = idx.add([Path(p) for p in args.paths], progress=not args.no_progress)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -157,7 +163,8 @@ def _tune_reranker(args: argparse.Namespace) -> int:
 
     got = _tune_args(args)
     out = tune_reranker(got["pairs"], args.out, base=args.base, index=got["index"], negatives=args.negatives,
-                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, head_lr=args.head_lr,
+                        seed=args.seed)
     print(f"saved reranker to {out}; use it with --reranker {out}")
     return 0
 

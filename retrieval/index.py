@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -26,8 +27,8 @@ from retrieval.facts import Fact, flat_metadata
 from retrieval.fusion import ranked, rrf, weighted
 from retrieval.loaders import MAX_FILE_MB, Chunker, iter_files, load_file
 from retrieval.manifest import Entry, Manifest, WriteLock
-from retrieval.models import (DEFAULT_EMBEDDER, embed, embed_with, embedding_dim, int8_encoder, load_embedder,
-                              load_reranker, query_encoder)
+from retrieval.models import (DEFAULT_EMBEDDER, embed, embed_with, embedding_dim, int8_by_default, int8_encoder,
+                              load_embedder, load_reranker, query_encoder)
 
 if TYPE_CHECKING:
     from dca.types import Evidence
@@ -109,7 +110,8 @@ class Index:
     ``rerank_weight`` < 1 mixes the first-stage score into the reranker's; ``lock_timeout`` makes a
     second writer wait that many seconds instead of failing; ``batch_size`` is chunks per encode call;
     files over ``max_file_mb`` are skipped unread (``None``: no limit); ``int8=True`` encodes documents
-    with an int8-quantised copy of the embedder in onnxruntime (faster; see ``models.int8_encoder``).
+    with an int8-quantised copy of the embedder in onnxruntime (faster; see ``models.int8_encoder``),
+    ``False`` with the PyTorch fp32 model, ``None`` picks ``models.int8_by_default(embedder)``.
     """
 
     def __init__(self, path: str | Path = ".dca/index", collection: str = "docs", *,
@@ -117,7 +119,7 @@ class Index:
                  server: str | None = None, mode: str = "hybrid", reranker: str | None = None,
                  fusion: str = "weighted", alpha: float = 0.5, candidates: int = 50, rerank_weight: float = 1.0,
                  lock_timeout: float = 0.0, batch_size: int = 512, max_file_mb: float | None = MAX_FILE_MB,
-                 int8: bool = False):
+                 int8: bool | None = None):
         _check_name(collection)
         if mode not in MODES:
             raise RetrievalError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
@@ -539,8 +541,8 @@ class Index:
         worker threads); reading, chunking and writing are a few percent of the time.
         """
         model = self._model()
-        if self.int8:
-            fast = int8_encoder(self.embedder)
+        fast = self._int8_encoder()
+        if fast is not None:
             encode: Any = lambda texts: embed_with(fast, texts)  # noqa: E731
         else:
             encode = lambda texts: embed(model, texts)  # noqa: E731
@@ -578,6 +580,22 @@ class Index:
                 done.append(unit)
             if facts or done:
                 flush()
+
+    def _int8_encoder(self) -> Any:
+        """The int8 document encoder when this index uses one, else ``None`` (fp32 PyTorch).
+
+        Asked for (``int8=True``) and unavailable is an error; by default it falls back to fp32.
+        """
+        if self.int8 is False or (self.int8 is None and not int8_by_default(self.embedder)):
+            return None
+        try:
+            return int8_encoder(self.embedder)
+        except Exception as exc:  # noqa: BLE001 (export or quantisation failed: say so, or use fp32)
+            if self.int8:
+                raise RetrievalError(f"int8 encoder for {self.embedder!r}: {type(exc).__name__}: "
+                                     f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+            logging.getLogger(__name__).warning("int8 encoder unavailable (%s); indexing in fp32", exc)
+            return None
 
     def _finish_write(self, report: IndexReport) -> None:
         """Rebuild BM25 from what Chroma now holds and save it under a new generation (a reader

@@ -189,13 +189,27 @@ def _export_onnx(model: Any, path: str) -> Path:
 _INT8_ENCODERS: dict[str, Any] = {}
 
 
+def int8_by_default(name: str) -> bool:
+    """Whether ``Index`` encodes documents with ``int8_encoder`` when not told either way.
+
+    Yes for the default embedder, whose int8 copy was measured on the full SciFact benchmark
+    (docs/retrieval.md); no for any other model, whose int8 error nobody has measured.
+    """
+    if name in _ALIASES:
+        return True
+    try:
+        return resolve_model(name) == resolve_model(DEFAULT_EMBEDDER)
+    except RetrievalError:
+        return False
+
+
 def int8_encoder(name: str) -> Any:
     """A batch encoder for ``name`` whose transformer runs in onnxruntime with int8 weights.
 
     Dynamic quantisation (``onnxruntime.quantization.quantize_dynamic``, per-channel uint8 weights,
     activations quantised on the fly) of the exported graph, cached next to it. On 2 cores it
     encoded about 1.5x faster than PyTorch fp32 here, with cosine 0.99 to the fp32 vectors; the
-    retrieval cost of that is measured in bench/retrieval.py. Opt-in: ``Index(int8=True)``.
+    retrieval cost of that is measured in bench/retrieval.py. ``Index(int8=...)`` chooses it.
     """
     path = resolve_model(name)
     if path not in _INT8_ENCODERS:

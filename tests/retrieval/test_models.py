@@ -94,3 +94,44 @@ def test_int8_indexing_embeds_close_to_fp32_and_finds_the_same_document(tmp_path
     idx = Index(tmp_path / "store", "int8", int8=True)
     assert idx.add(folder, progress=False).added == 3
     assert idx.search("how long is the pump guaranteed", k=1, mode="dense")[0].source.endswith("d0.txt")
+
+
+def _stored_vs_fp32(idx: Index) -> np.ndarray:
+    """Cosine of each stored vector to the fp32 PyTorch embedding of its text."""
+    got = idx._collection().get(include=["embeddings", "documents"])
+    fp32 = embed(load_embedder("all-MiniLM-L6-v2"), got["documents"])
+    return (np.asarray(got["embeddings"], dtype=np.float32) * fp32).sum(1)
+
+
+def test_cli_int8_flag_and_config_choose_the_document_encoder(tmp_path, capsys):
+    """--int8 / --no-int8 pick the encoder; without either the default embedder indexes in int8,
+    and the pipeline config's knowledge.int8 reaches the Index."""
+    import argparse
+
+    from dca.config import KnowledgeConfig, PipelineConfig
+    from dca.pipeline import Pipeline
+    from retrieval.cli import register
+    from retrieval.models import int8_by_default
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i, t in enumerate(["The pump warranty lasts two years from delivery.",
+                           "Lighthouses guide ships along the rocky northern coast at night."]):
+        (folder / f"d{i}.txt").write_text(t)
+    parser = argparse.ArgumentParser(prog="dca")
+    register(parser.add_subparsers(dest="command"))
+    cos = {}
+    for flag in ("--int8", "--no-int8", None):
+        store = tmp_path / f"store{flag}"
+        args = parser.parse_args(["index", str(folder), "-c", "flags", "--store", str(store), "--no-progress"]
+                                 + ([flag] if flag else []))
+        assert args.func(args) == 0 and "2 added" in capsys.readouterr().out
+        cos[flag] = _stored_vs_fp32(Index(store, "flags"))
+    assert cos["--no-int8"].min() > 0.99999  # the PyTorch fp32 vectors
+    assert 0.9 < cos["--int8"].min() < 0.9999  # 8-bit weights: close, not equal
+    assert np.allclose(cos[None], cos["--int8"], atol=1e-6)  # the default embedder defaults to int8
+    assert int8_by_default("all-MiniLM-L6-v2") and not int8_by_default(str(tmp_path / "another-model"))
+
+    for value in (True, False, None):
+        config = PipelineConfig(knowledge=KnowledgeConfig(path=str(tmp_path / "cfg"), int8=value))
+        assert Pipeline(config).build_knowledge().int8 is value
