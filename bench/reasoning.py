@@ -10,8 +10,11 @@ Sections (``--sections`` picks some):
 - gsm8k: GSM8K dev (a fixed part of train.jsonl held out of training), greedy and best strategy;
 - throughput: HF vs plain-torch training and generation speed (``bench/lm_throughput.py``).
 
+The start policy is ``dca:tiny-reasoner`` (``--policy``); GRPO settings come from ``--rl-*`` flags and
+each setting trains in its own resumable directory. ``--search-policy`` picks the policy the search
+sections use (default: the GRPO result). Sections not run keep their last results in the JSON.
 Baselines are measured in the same run (the SFT policy before GRPO; majority vote at equal samples).
-Writes bench/out/reasoning.json, reasoning_rl.png and reasoning_scaling.png.
+Writes bench/out/reasoning.json, reasoning.txt, reasoning_rl.png and reasoning_scaling.png.
 """
 from __future__ import annotations
 
@@ -47,24 +50,36 @@ def problems(family: str, split: str, n: int, **options):
     return list(get_family(family, **options).problems(split, n=n))
 
 
-def rl_section(policy: str, size: dict, work: Path, threads: int) -> dict:
-    """GRPO from the SFT policy; greedy accuracy before and after on held-out sets."""
+def rl_section(policy: str, size: dict, work: Path, threads: int, rl: dict) -> dict:
+    """GRPO from the SFT policy; greedy accuracy before and after on held-out sets (``rl``: settings)."""
     from dca.reasoning.rl import RLConfig, train_rl
     from dca.reasoning.sft import DataSource
 
+    tag = "-".join(f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}" for k, v in sorted(rl.items()))
     config = RLConfig(
         policy=policy,
         data=[DataSource("synthetic", "train", n=2000, options={"min_steps": 1, "max_steps": 4}),
-              DataSource("countdown", "train", n=2000, options={"max_numbers": 3})],
+              DataSource("countdown", "train", n=2000)],
         dev=[DataSource("synthetic", "test", options={"min_steps": 1, "max_steps": 4}),
-             DataSource("countdown", "dev", options={"max_numbers": 3})],
-        steps=size["rl_steps"], prompts_per_step=4, group=8, max_new_tokens=96, temperature=1.0, lr=5e-5,
-        reward_correct=1.0, reward_valid=0.2, reward_format=0.1, eval_n=size["eval_n"], threads=threads,
-        out_dir=str(work / "rl"), resume=True, checkpoint_every=20)
+             DataSource("synthetic", "dev", options={"min_steps": 1, "max_steps": 4}),  # training wordings
+             DataSource("countdown", "dev", options={"max_numbers": 3}),
+             DataSource("countdown", "dev", options={"min_numbers": 4, "max_numbers": 4})],
+        steps=size["rl_steps"], prompts_per_step=rl["prompts"], group=8, max_new_tokens=96,
+        temperature=rl["temperature"],
+        lr=rl["lr"], beta=rl["beta"], reward_correct=1.0, reward_valid=rl["reward_valid"],
+        reward_format=rl["reward_format"], scale_rewards=rl["scale"], eval_n=size["eval_n"], threads=threads,
+        out_dir=str(work / f"rl-{_slug(policy)}-{tag}"), resume=True, checkpoint_every=20)
     result = train_rl(config)
-    return {"model": str(result.model_dir), "before": result.before, "after": result.after,
-            "gain_points": {k: round(100 * (result.after[k] - result.before.get(k, 0.0)), 1) for k in result.after},
+    before = {k: result.before.get(k, 0.0) for k in result.after}
+    after = result.after
+    return {"model": str(result.model_dir), "settings": rl, "before": before, "after": after,
+            "gain_points": {k: round(100 * (after[k] - before[k]), 1) for k in after},
             "rewards": result.rewards, "minutes": round(result.seconds / 60, 1), "steps": result.steps}
+
+
+def _slug(policy: str) -> str:
+    """A directory name for a policy: its run directory's name for a path, the name for ``dca:<name>``."""
+    return Path(policy).parent.name if "/" in policy else policy.replace(":", "-")
 
 
 def train_bench_scorer(policy: str, size: dict, work: Path, threads: int) -> str:
@@ -79,7 +94,7 @@ def train_bench_scorer(policy: str, size: dict, work: Path, threads: int) -> str
                                 DataSource("countdown", "train", n=n, seed=7, options={"max_numbers": 3})],
                           samples=8, rollouts=4, epochs=3 if size["quick"] else 1, batch_size=32,
                           lr=1e-3 if size["quick"] else 5e-5, max_length=192, threads=threads,
-                          out_dir=str(work / f"scorer-{Path(policy).parent.name}-{size['rl_steps']}"), resume=True,
+                          out_dir=str(work / f"scorer-{_slug(policy)}-{size['rl_steps']}"), resume=True,
                           eval_every=0, checkpoint_every=1000)
     return str(train_scorer(config).model_dir)
 
@@ -115,7 +130,8 @@ def scaling_section(policy: str, scorer: str, size: dict) -> dict:
     n = size["scaling_n"] // 2
     items = problems("synthetic", "test", n, min_steps=1, max_steps=4) + problems("countdown", "dev", n, max_numbers=3)
     lm = LMPolicy(policy, max_trace_tokens=96)
-    out: dict = {"problems": len(items), "greedy": solve_rate(make_strategy("greedy", lm, samples=1), items)}
+    greedy = solve_rate(make_strategy("greedy", lm, samples=1), items)
+    out: dict = {"policy": policy, "problems": len(items), "greedy": greedy}
     runs = [(s, b) for s in STRATEGIES for b in size["budgets"]]
     for name, budget in track(runs, description="search strategies"):
         strategy = make_strategy(name, lm, samples=budget, scorer=scorer if name in ("best_of_n", "beam", "mcts")
@@ -161,7 +177,7 @@ def countdown4_section(policy: str, size: dict) -> dict:
         if votes:
             best = max(votes.values(), key=len)
             voted += any(best)
-    return {"problems": len(items), "solved_within_64": solved / max(1, len(items)),
+    return {"policy": policy, "problems": len(items), "solved_within_64": solved / max(1, len(items)),
             "majority_vote_64": voted / max(1, len(items))}
 
 
@@ -178,7 +194,8 @@ def gsm8k_section(policy: str, size: dict) -> dict:
     greedy = evaluate_policy(model, tokenizer, items, lm.format)["accuracy"]
     k = size["gsm8k_samples"]
     vote = solve_rate(make_strategy("self_consistency", lm, samples=k, seed=0), items)
-    return {"problems": len(items), "greedy": greedy, f"self_consistency@{k}": vote, "anchors": ANCHORS}
+    return {"policy": policy, "problems": len(items), "greedy": greedy, f"self_consistency@{k}": vote,
+            "anchors": ANCHORS}
 
 
 def throughput_section(threads: int) -> dict:
@@ -228,21 +245,21 @@ def table(report: dict) -> str:
     rows = [f"# reasoning benchmark ({report['mode']}, policy {report['policy']})"]
     if "rl" in report:
         rl = report["rl"]
-        rows.append(f"\nRL (GRPO {rl['steps']} steps, {rl['minutes']} min): greedy held-out accuracy")
-        rows.append(f"{'set':<22}{'SFT':>8}{'SFT+GRPO':>10}{'points':>8}")
+        rows.append(f"\nRL (GRPO {rl['steps']} steps, {rl['minutes']} min, {rl.get('settings', {})}): greedy accuracy")
+        rows.append(f"{'set':<44}{'SFT':>8}{'SFT+GRPO':>10}{'points':>8}")
         for k, after in rl["after"].items():
-            rows.append(f"{k:<22}{rl['before'].get(k, 0):>8.1%}{after:>10.1%}{rl['gain_points'][k]:>+8.1f}")
+            rows.append(f"{k:<44}{rl['before'].get(k, 0):>8.1%}{after:>10.1%}{rl['gain_points'][k]:>+8.1f}")
     if "scaling" in report:
         sc = report["scaling"]
         budgets = sorted({int(b) for s in STRATEGIES if s in sc for b in sc[s]})
-        rows.append(f"\naccuracy vs samples ({sc['problems']} problems; greedy {sc['greedy']:.1%})")
+        rows.append(f"\naccuracy vs samples ({sc['problems']} problems, {sc.get('policy')}; greedy {sc['greedy']:.1%})")
         rows.append(f"{'strategy':<18}" + "".join(f"{b:>8}" for b in budgets))
         for s in STRATEGIES:
             if s in sc:
                 rows.append(f"{s:<18}" + "".join(f"{sc[s][str(b)]['accuracy']:>8.1%}" for b in budgets))
     if "countdown4" in report:
         c = report["countdown4"]
-        rows.append(f"\ncountdown-4 ({c['problems']} problems): solved within 64 samples {c['solved_within_64']:.1%}, "
+        rows.append(f"\ncountdown-4 ({c['problems']} problems, {c.get('policy')}): solved within 64 samples {c['solved_within_64']:.1%}, "
                     f"majority vote of 64 {c['majority_vote_64']:.1%}")
     if "gsm8k" in report:
         g = report["gsm8k"]
@@ -250,7 +267,7 @@ def table(report: dict) -> str:
             rows.append(f"\nGSM8K skipped: {g['skipped']}")
         else:
             best = {k: v for k, v in g.items() if k.startswith("self_consistency")}
-            rows.append(f"\nGSM8K dev ({g['problems']} problems): greedy {g['greedy']:.1%}, "
+            rows.append(f"\nGSM8K dev ({g['problems']} problems, {g.get('policy')}): greedy {g['greedy']:.1%}, "
                         + ", ".join(f"{k} {v:.1%}" for k, v in best.items())
                         + "; anchors: " + ", ".join(f"{k} {v:.1%}" for k, v in ANCHORS.items()))
     if "throughput" in report:
@@ -264,9 +281,20 @@ def table(report: dict) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--full", action="store_true", help="the issue's sizes (default: quick)")
-    ap.add_argument("--policy", default="dca:tiny-policy", help="the SFT policy to start from")
+    ap.add_argument("--policy", default="dca:tiny-reasoner", help="the SFT policy to start from")
     ap.add_argument("--sections", default="rl,scaling,countdown4,gsm8k,throughput")
     ap.add_argument("--rl-steps", type=int, help="GRPO steps (default: 40 quick, 300 full); a rerun resumes")
+    ap.add_argument("--eval-n", type=int, help="held-out problems per set for greedy accuracy (default: 40 quick)")
+    ap.add_argument("--countdown-n", type=int, help="countdown-4 problems for the 64-sample check (default: 20 quick)")
+    ap.add_argument("--search-policy", help="policy for the search sections (default: the GRPO result)")
+    ap.add_argument("--rl-lr", type=float, default=1e-4)
+    ap.add_argument("--rl-temperature", type=float, default=0.7)
+    ap.add_argument("--rl-beta", type=float, default=0.04, help="KL penalty to the SFT policy")
+    ap.add_argument("--rl-valid", type=float, default=0.1, help="weight of the valid-lines reward (correct: 1)")
+    ap.add_argument("--rl-format", type=float, default=0.05, help="weight of the format reward")
+    ap.add_argument("--rl-scale", default="none", choices=["none", "group", "batch"],
+                    help="divide advantages by the group's reward std (group) or only centre them (none)")
+    ap.add_argument("--rl-prompts", type=int, default=8, help="problems per GRPO step (8 traces each)")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("DCA_TORCH_THREADS", "2")))
     ap.add_argument("--work", default=str(OUT / "reasoning-work"), help="training runs (resumable)")
     args = ap.parse_args()
@@ -277,6 +305,13 @@ def main() -> int:
     size = dict(SIZES[mode])
     if args.rl_steps:
         size["rl_steps"] = args.rl_steps
+    if args.eval_n:
+        size["eval_n"] = args.eval_n
+    if args.countdown_n:
+        size["countdown_n"] = args.countdown_n
+    rl = {"lr": args.rl_lr, "temperature": args.rl_temperature, "beta": args.rl_beta,
+          "reward_valid": args.rl_valid, "reward_format": args.rl_format, "scale": args.rl_scale,
+          "prompts": args.rl_prompts}
     sections = set(args.sections.split(","))
     work = Path(args.work) / mode
     OUT.mkdir(parents=True, exist_ok=True)
@@ -293,9 +328,10 @@ def main() -> int:
 
     trained = report.get("rl", {}).get("model", args.policy)
     if "rl" in sections:
-        report["rl"] = rl_section(args.policy, size, work, args.threads)
+        report["rl"] = rl_section(args.policy, size, work, args.threads, rl)
         trained = report["rl"]["model"]
         save()
+    trained = args.search_policy or trained
     report["searched_policy"] = trained
     if "countdown4" in sections:
         report["countdown4"] = countdown4_section(trained, size)

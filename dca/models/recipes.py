@@ -1,7 +1,7 @@
 """The recipes behind ``dca:<name>`` models: what each is trained on, for how long, from which seed.
 
-``configs/train_policy.yaml`` and ``configs/train_wording.yaml`` state the two default recipes in
-the form ``dca train sft --config`` reads (a test keeps them equal to the ones here).
+``configs/train_policy.yaml``, ``configs/train_wording.yaml`` and ``configs/train_reasoner.yaml`` state
+those recipes in the form ``dca train sft --config`` reads (a test keeps them equal to the ones here).
 """
 from __future__ import annotations
 
@@ -50,6 +50,23 @@ def _tiny_wording() -> "SFTConfig":
     )
 
 
+def _tiny_reasoner() -> "SFTConfig":
+    from dca.reasoning.sft import DataSource, SFTConfig
+
+    # the tiny shape spent on the families a 1M model can learn (generated problems, fresh ones in
+    # every batch) instead of GSM8K/FinQA/TAT-QA text it cannot: the reasoning benchmark's start policy
+    return SFTConfig(
+        kind="policy", init="tiny", seed=0, threads=1,
+        data=[DataSource("synthetic", "train", n=12000, options={"min_steps": 1, "max_steps": 6}),
+              DataSource("countdown", "train", n=14000)],
+        dev=[DataSource("synthetic", "test", options={"min_steps": 1, "max_steps": 4}),
+             DataSource("countdown", "dev", options={"max_numbers": 3})],
+        max_numbers=20, refs=True,
+        steps=1200, batch_tokens=2048, lr=2e-3, min_lr=2e-4, warmup=30, max_len=384,
+        eval_every=200, checkpoint_every=100, log_every=50, eval_n=100, out_dir="runs/tiny-reasoner",
+    )
+
+
 def _micro_policy() -> "SFTConfig":
     from dca.reasoning.sft import DataSource, SFTConfig
 
@@ -79,6 +96,7 @@ def _micro_wording() -> "SFTConfig":
 RECIPES: dict[str, Recipe] = {
     "tiny-policy": Recipe("tiny-policy", 10, _tiny_policy),
     "tiny-wording": Recipe("tiny-wording", 3, _tiny_wording),
+    "tiny-reasoner": Recipe("tiny-reasoner", 15, _tiny_reasoner),
     "micro-policy": Recipe("micro-policy", 0.5, _micro_policy),
     "micro-wording": Recipe("micro-wording", 0.5, _micro_wording),
 }

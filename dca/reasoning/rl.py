@@ -210,6 +210,15 @@ def _problems(sources: Sequence[DataSource]) -> list["Problem"]:
     return out
 
 
+def source_key(source: DataSource, taken: Any = ()) -> str:
+    """``family/split``, with the family options appended when another source already has that name
+    (countdown-3 and countdown-4 dev sets are both ``countdown/dev``)."""
+    key = f"{source.family}/{source.split}"
+    if key in taken and source.options:
+        key += "[" + ",".join(f"{k}={v}" for k, v in sorted(source.options.items())) + "]"
+    return key
+
+
 def _evaluate(model: Any, tokenizer: Any, config: RLConfig, fmt: Any) -> dict[str, float]:
     """Greedy accuracy per dev source (``evaluate_policy``: interpreter + exact family scorer)."""
     from dca.reasoning.policy import evaluate_policy
@@ -222,7 +231,7 @@ def _evaluate(model: Any, tokenizer: Any, config: RLConfig, fmt: Any) -> dict[st
     out = {}
     for s in config.dev:
         problems = source_problems(DataSource(s.family, s.split, n=config.eval_n, seed=s.seed, options=s.options))
-        out[f"{s.family}/{s.split}"] = round(evaluate_policy(model, tokenizer, problems, fmt)["accuracy"], 4)
+        out[source_key(s, out)] = round(evaluate_policy(model, tokenizer, problems, fmt)["accuracy"], 4)
     model.train(was_training)
     return out
 

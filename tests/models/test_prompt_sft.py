@@ -59,7 +59,8 @@ def test_collate_masks_prompt_and_padding():
 def test_yaml_recipes_match_the_builtin_ones():
     from dca.models.recipes import get_recipe
 
-    for name, file in (("tiny-policy", "train_policy.yaml"), ("tiny-wording", "train_wording.yaml")):
+    for name, file in (("tiny-policy", "train_policy.yaml"), ("tiny-wording", "train_wording.yaml"),
+                       ("tiny-reasoner", "train_reasoner.yaml")):
         from_yaml = load_sft_config(ROOT / "configs" / file)
         builtin = get_recipe(name).config()
         assert from_yaml == builtin, f"configs/{file} differs from the dca:{name} recipe"

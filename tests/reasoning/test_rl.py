@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dca.reasoning.rl import RLConfig, TraceJudge, load_rl_config, metrics_of, train_rl
+from dca.reasoning.rl import RLConfig, TraceJudge, load_rl_config, metrics_of, source_key, train_rl
 from dca.reasoning.sft import DataSource
 
 DATA = [DataSource("synthetic", "train", n=64, options={"max_steps": 1}),
@@ -86,6 +86,14 @@ def test_config_file_errors_name_the_field(tmp_path):
     with pytest.raises(ValueError, match="loss_type"):
         load_rl_config(bad)
 
+
+def test_dev_sets_of_one_family_and_split_get_distinct_keys():
+    three = DataSource("countdown", "dev", options={"max_numbers": 3})
+    four = DataSource("countdown", "dev", options={"min_numbers": 4, "max_numbers": 4})
+    taken = {source_key(three): 0.5}
+    assert list(taken) == ["countdown/dev"]
+    assert source_key(four, taken) == "countdown/dev[max_numbers=4,min_numbers=4]"
+    assert source_key(DataSource("synthetic", "test"), taken) == "synthetic/test"
 
 def test_shipped_config_parses():
     config = load_rl_config(Path(__file__).parents[2] / "configs" / "train_rl.yaml")
