@@ -8,6 +8,8 @@ splits only (FinQA dev_200; TAT-QA's dev documents by dca's hash split):
   ratios; TAT-QA: 2 decimals at the answer's scale, percentages in percent):
   "stated" counts only answers the agent states as verified, "best trace" the reasoner's top
   trace whatever the verifier says (what FinQA's metric scores);
+- where the questions are lost (``loss_bucket``: retrieval miss, shape not expressible, wrong
+  shape, wrong operands, scale/percent, tolerance);
 - accuracy by the gold program's number of steps, and per search strategy (first trace only,
   verifier-guided retries, a deeper retry budget), with the compute each spends;
 - precision among verified answers, and the share of wrong answers flagged unverified;
@@ -24,7 +26,7 @@ import json
 import os
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -52,18 +54,49 @@ def recall_at(ranked: list, gold: set[str], k: int = 3) -> float:
     return len({e.id for e in ranked[:k]} & gold) / len(gold)
 
 
+def loss_bucket(family: Any, problem: Any, cands: list, facts: list, page_cells: list) -> str:
+    """Where a question is lost: correct, shape not expressible, an operand not on the page or not
+    in the facts the reasoner saw (retrieval miss), scale/percent (off by 100 or 1000), tolerance
+    (within 1 %), or the top trace's shape / operands wrong ("+" when a right candidate existed)."""
+    from agents.docqa.cells import evidence_cells, same_number
+    from agents.docqa.shapes import canonical
+
+    if cands and family.score(problem, cands[0].value):
+        return "correct"
+    can = canonical(problem.gold or [])
+    if can is None:
+        return "shape not expressible"
+    seen = evidence_cells(facts)
+    if not all(any(same_number(v, c) for c in page_cells) for v in can[1]):
+        return "operand not on page"
+    if not all(any(same_number(v, c) for c in seen) for v in can[1]):
+        return "retrieval miss"
+    value, gold = (cands[0].value if cands else None), problem.answer
+    if isinstance(value, (int, float)) and isinstance(gold, (int, float)) and not isinstance(value, bool) \
+            and not isinstance(gold, bool) and gold:
+        ratio = abs(value / gold)
+        if abs(ratio - 1) < 0.01:
+            return "tolerance"
+        if any(abs(ratio / f - 1) < 0.01 for f in (100, 0.01, 1000, 0.001)):
+            return "scale/percent"
+    plus = "+" if any(family.score(problem, c.value) for c in cands) else ""
+    return ("wrong shape" if cands and cands[0].shape != can[0] else "wrong operands") + plus
+
+
 def evaluate(family: Any, problems: list, weights: list[float] | None, featurizer: Any, percent: str,
-             threshold: float, use_heads: bool = True, strategies: dict | None = None) -> dict[str, Any]:
+             threshold: float, use_heads: bool = True, strategies: dict | None = None,
+             model: Any = None) -> dict[str, Any]:
     from rich.progress import track
 
     from agents.docqa.agent import AnswerWording, docqa_verifier
+    from agents.docqa.cells import evidence_cells
     from agents.docqa.examples import gold_facts
     from agents.docqa.knowledge import PageKnowledge
     from agents.docqa.reasoner import DocQAReasoner
     from dca import Agent
 
     strategies = strategies or STRATEGIES
-    reasoner = DocQAReasoner(percent=percent, use_heads=use_heads)
+    reasoner = DocQAReasoner(model, percent=percent, use_heads=use_heads)
     reasoner.featurizer = featurizer
     page = Page()
     agents = {}
@@ -79,7 +112,9 @@ def evaluate(family: Any, problems: list, weights: list[float] | None, featurize
         gold = set(gold_facts(p))
         cands = reasoner.candidates(p.question, ranked[: reasoner.top_facts])
         best = cands[0].value if cands else None
-        row = {"id": p.id, "steps": p.meta.get("steps", 0), "gold_facts": len(gold),
+        bucket = loss_bucket(family, p, cands, ranked[: reasoner.top_facts], evidence_cells(p.evidence)) \
+            if use_heads else ""
+        row = {"id": p.id, "bucket": bucket, "steps": p.meta.get("steps", 0), "gold_facts": len(gold),
                "recall@3": recall_at(ranked, gold) if gold else None,
                "best_correct": bool(cands) and family.score(p, best), "candidates": len(cands),
                "best_confidence": cands[0].score if cands else 0.0, "strategies": {}}
@@ -124,7 +159,8 @@ def summarise(rows: list[dict], strategies: list[str]) -> dict[str, Any]:
     rec = [r["recall@3"] for r in rows if r["recall@3"] is not None]
     out: dict[str, Any] = {"n": n, "recall@3": sum(rec) / max(1, len(rec)),
                            "best_trace_accuracy": sum(r["best_correct"] for r in rows) / max(1, n),
-                           "strategies": {}, "by_steps": {}}
+                           "strategies": {}, "by_steps": {},
+                           "buckets": dict(Counter(r.get("bucket") for r in rows if r.get("bucket")).most_common())}
     for s in strategies:
         res = [r["strategies"][s] for r in rows]
         verified = [x for x in res if x["status"] == "verified"]
@@ -180,6 +216,7 @@ def main() -> None:
     ap.add_argument("--family", choices=("all", "finqa", "tatqa", "none"), default="all",
                     help="which dataset to run (none: only --lm-baseline)")
     ap.add_argument("--merge", action="store_true", help="combine docqa_finqa.json and docqa_tatqa.json")
+    ap.add_argument("--model", default=None, help="a docqa-reasoner directory to measure (default: the built one)")
     ap.add_argument("--lm-baseline", type=int, default=0, metavar="N",
                     help="also run the tiny LM policy alone on N FinQA dev questions")
     args = ap.parse_args()
@@ -188,18 +225,19 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
-    from agents.docqa.models import REASONER, ensure_models, model_dir
+    from agents.docqa.models import ensure_models
     from agents.docqa.reasoner import Featurizer, Heads
     from dca.reasoning.tasks.finqa import FinQA
     from dca.reasoning.tasks.tatqa import TATQA
 
     t0 = time.perf_counter()
-    ensure_models()
-    build = json.loads((model_dir(REASONER) / "dca_build.json").read_text()) if \
-        (model_dir(REASONER) / "dca_build.json").exists() else {}
-    heads = Heads.load(model_dir(REASONER))
+    model = Path(args.model) if args.model else ensure_models()["reasoner"]
+    build = json.loads((model / "dca_build.json").read_text()) if (model / "dca_build.json").exists() else {}
+    heads = Heads.load(model)
     featurizer = Featurizer()
+    thresholds = heads.config.get("thresholds", {})
     report: dict[str, Any] = {"build_seconds": build.get("seconds"), "threshold": heads.threshold,
+                              "thresholds": thresholds, "model": str(model),
                               "train": {k: heads.config.get(k) for k in ("train_questions", "synthetic",
                                                                           "shape_cv_accuracy", "candidate_oracle",
                                                                           "heldout_top1")},
@@ -209,14 +247,14 @@ def main() -> None:
         if args.family not in ("all", family.name):
             continue
         problems = list(family.problems("dev", n=args.n))
-        runs = {"docqa": (heads.fact_w, True)}
+        runs = {"docqa": (heads.fact_weights(percent), True)}
         if not args.no_baselines:
             runs["baseline: MiniLM retrieval"] = (None, True)
-            runs["baseline: no trained heads"] = (heads.fact_w, False)
+            runs["baseline: no trained heads"] = (heads.fact_weights(percent), False)
         for label, (weights, use_heads) in runs.items():
             strategies = STRATEGIES if label == "docqa" else {"verify + retry 3": STRATEGIES["verify + retry 3"]}
-            threshold = heads.threshold if use_heads else 0.0
-            res = evaluate(family, problems, weights, featurizer, percent, threshold, use_heads, strategies)
+            threshold = thresholds.get(percent, heads.threshold) if use_heads else 0.0
+            res = evaluate(family, problems, weights, featurizer, percent, threshold, use_heads, strategies, model)
             report["results"][f"{family.name} / {label}"] = res
             plots[f"{family.name} / {label}"] = res
     if args.lm_baseline:
@@ -244,7 +282,8 @@ def merge() -> None:
 
 
 def print_table(report: dict[str, Any]) -> None:
-    print(f"\nmodel build {report['build_seconds']} s; confidence threshold {report['threshold']:.3f}; "
+    print(f"\nmodel build {report['build_seconds']} s; confidence threshold {report['threshold']:.3f} "
+          f"{report.get('thresholds', {})}; "
           f"train {report['train']}")
     print(f"{'run':44} {'n':>4} {'R@3':>5} {'best':>5} | {'strategy':17} {'stated':>6} {'verif':>6} "
           f"{'prec':>5} {'flag':>5} {'att/q':>5} {'s/q':>5}")
@@ -257,6 +296,8 @@ def print_table(report: dict[str, Any]) -> None:
                   f"{v['attempts_per_question']:>5.2f} {v['seconds_per_question']:>5.2f}")
         steps = ", ".join(f"{k} steps: {v['best_trace_accuracy']:.2f} (n={v['n']})" for k, v in res["by_steps"].items())
         print(f"{'':44}   best-trace accuracy by gold steps: {steps}")
+        if res.get("buckets"):
+            print(f"{'':44}   where questions are lost: " + ", ".join(f"{k} {v}" for k, v in res["buckets"].items()))
 
 
 if __name__ == "__main__":

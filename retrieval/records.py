@@ -56,6 +56,8 @@ def finqa_facts(record: dict) -> list[Fact]:
     rows = table_to_facts(table, source=page, scale_hint=hint, id_prefix=prefix)
     for fact in rows:
         fact.metadata["gold_key"] = f"table_{fact.metadata['row']}"
+        if captions:  # the sentence introducing the table says what its rows measure
+            fact.metadata["intro"] = clean_cell(captions[-1])[:300]
     return facts + rows
 
 

@@ -99,21 +99,22 @@ def build_agent(source: Any, *, collection: str = "reports", percent: str = "per
 
     reasoner = DocQAReasoner(model, percent=percent, top_facts=top_k)
     heads = reasoner.heads
-    weights = (heads.fact_w or None) if (heads and fact_ranker) else None
+    weights = (heads.fact_weights(percent) or None) if (heads and fact_ranker) else None
     knowledge = as_knowledge(source, collection, weights, reasoner.featurizer)
     verifier = docqa_verifier(percent, reasoner.threshold if threshold is None else threshold)
     return Agent(logic=reasoner, knowledge=knowledge, wording=AnswerWording(percent), verifier=verifier, top_k=top_k,
                  checkpoint=checkpoint, name=name)
 
 
-def docqa_knowledge(path: str = ".dca/index", collection: str = "reports", depth: int = 20) -> RerankedKnowledge:
+def docqa_knowledge(path: str = ".dca/index", collection: str = "reports", depth: int = 20,
+                    percent: str = "percent") -> RerankedKnowledge:
     """A store made by ``dca index``, its results re-ordered by the docqa fact ranker (for YAML pipelines)."""
     from agents.docqa.models import ensure_models
     from agents.docqa.reasoner import Heads
     from retrieval import Index
 
     heads = Heads.load(ensure_models()["reasoner"])
-    return RerankedKnowledge(Index(path, collection), heads.fact_w, depth=depth)
+    return RerankedKnowledge(Index(path, collection), heads.fact_weights(percent), depth=depth)
 
 
 def as_knowledge(source: Any, collection: str, weights: list[float] | None, featurizer: Any) -> Any:

@@ -5,6 +5,7 @@ a few dozen facts, so every fact is scored: MiniLM's cosine similarity of questi
 what a reader checks first (the question's years and words in the fact, its row label, numbers
 the question quotes), combined by a logistic regression trained on the training records' gold
 evidence. Without trained weights the MiniLM similarity alone ranks the facts (the baseline).
+New features go after "bias", so weights trained before them still line up.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 from dca.types import Evidence
 
 FACT_FEATURES = ("dense", "dense_rank", "idf_overlap", "covered", "years_hit", "years_missed", "label_overlap",
-                 "numbers_hit", "is_table", "short", "bias")
+                 "numbers_hit", "is_table", "short", "bias", "table_context")
 _YEAR = re.compile(r"\b(19[5-9]\d|20[0-4]\d)\b")
 _WORD = re.compile(r"[a-z]+")
 _STOP = frozenset("the of in and a an to for on at by is was what were from as with how much many does did do "
@@ -70,6 +71,9 @@ def fact_features(question: str, facts: list[Evidence], dense: list[float]) -> l
             1.0 if f.metadata.get("kind") == "table_row" else 0.0,
             1.0 if len(bag) < 6 else 0.0,
             1.0,
+            # a row's table context (the sentence introducing the table, its captions and columns)
+            len(q & _words(" ".join(str(f.metadata.get(k) or "") for k in ("intro", "caption", "columns"))))
+            / max(1, len(q)) if f.metadata.get("kind") == "table_row" else 0.0,
         ])
     return rows
 

@@ -26,7 +26,16 @@ def model_dir(name: str) -> Path:
 
 
 def built(name: str) -> bool:
-    return (model_dir(name) / "config.json").exists()
+    """Is the model there, and built for this code's shapes and features? (An older build is rebuilt.)"""
+    path = model_dir(name) / "config.json"
+    if not path.exists():
+        return False
+    from agents.docqa.knowledge import FACT_FEATURES
+    from agents.docqa.reasoner import CELL_FEATURES, SHAPE_LABELS, TRACE_FEATURES
+
+    cfg = json.loads(path.read_text(encoding="utf-8"))
+    return (cfg.get("shapes"), cfg.get("trace_features"), cfg.get("cell_features"), cfg.get("fact_features")) == \
+        (SHAPE_LABELS, list(TRACE_FEATURES), list(CELL_FEATURES), list(FACT_FEATURES))
 
 
 def ensure_models(*, progress: bool = True, quick: bool = False) -> dict[str, Path]:
@@ -38,7 +47,7 @@ def ensure_models(*, progress: bool = True, quick: bool = False) -> dict[str, Pa
     root = models_dir()
     root.mkdir(parents=True, exist_ok=True)
     with FileLock(str(root / ".docqa.lock")):
-        if not built(REASONER):
+        if not built(REASONER):  # not yet, or by an older docqa whose features differ
             from agents.docqa.examples import train_problems
             from agents.docqa.train import train_reasoner
 

@@ -45,7 +45,9 @@ CELL_FEATURES = ("label_sim", "label_covered", "question_covered", "year_in_ques
                  "percent_both", "total_both", "zero", "bias")
 TRACE_FEATURES = ("shape_logp", "operand_mean", "operand_min", "same_row", "same_column", "same_fact",
                   "year_order", "part_of_whole", "mention_order", "equal_values", "ratio_result_large",
-                  "result_zero", "percent_mismatch", "slots") + tuple(f"shape_{n}" for n in NAMES)
+                  "result_zero", "percent_mismatch", "slots", "coverage", "years_covered", "whole_total",
+                  "unit_ratio", "quoted_operands") + tuple(f"shape_{n}" for n in NAMES) + \
+    tuple(f"ratio_page_shape_{n}" for n in NAMES)
 
 
 def words(text: str) -> set[str]:
@@ -106,7 +108,9 @@ def _first_mention(q: Question, cell: Cell) -> int:
 
 
 def trace_features(q: Question, shape: Shape, shape_logp: float, cells: list[Cell], logits: list[float],
-                   value: Any) -> list[float]:
+                   value: Any, percent: str = "percent") -> list[float]:
+    """The trace ranker's features (``TRACE_FEATURES``); shapes are one-hot twice, the second time
+    only on "ratio" (FinQA-style) pages, whose questions favour other shapes."""
     a, b = cells[0], cells[-1]
     two = len(cells) >= 2
     year_order = 0.0
@@ -120,6 +124,12 @@ def trace_features(q: Question, shape: Shape, shape_logp: float, cells: list[Cel
         ma, mb = _first_mention(q, a), _first_mention(q, b)
         mention = 0.0 if ma == mb else (1.0 if ma < mb else -1.0)
     num = isinstance(value, (int, float)) and not isinstance(value, bool)
+    said = set().union(*(words(c.label) | words(_YEAR.sub(" ", c.column)) for c in cells))
+    years = {y for c in cells for y in c.years}
+    whole = 0.0
+    if two and (shape.order == "part" or shape.name == "share_of_sum"):
+        a_total, b_total = ("total" in a.label.lower()), ("total" in b.label.lower())
+        whole = 0.0 if a_total == b_total else (1.0 if b_total else -1.0)
     one_hot = [1.0 if shape.name == n else 0.0 for n in NAMES]
     return [
         shape_logp,
@@ -136,7 +146,12 @@ def trace_features(q: Question, shape: Shape, shape_logp: float, cells: list[Cel
         1.0 if num and value == 0 else 0.0,
         1.0 if shape.percent_step != q.percent and shape.name in ("change_ratio", "divide") else 0.0,
         float(len(cells)),
-    ] + one_hot
+        len(q.words & said) / max(1, len(q.words)),
+        len(set(q.years) & years) / len(set(q.years)) if q.years else 0.0,
+        whole,
+        1.0 if num and shape.percent_step and 0 < abs(value) <= 1 else 0.0,
+        float(sum(round(abs(c.value), 6) in q.numbers for c in cells)),
+    ] + one_hot + [v if percent == "ratio" else 0.0 for v in one_hot]
 
 
 @dataclass
@@ -164,6 +179,11 @@ class Heads:
     threshold: float
     config: dict[str, Any] = field(default_factory=dict)
     fact_w: list[float] = field(default_factory=list)
+    fact_w_ratio: list[float] = field(default_factory=list)  # the fact ranker for "ratio" (FinQA-style) pages
+
+    def fact_weights(self, percent: str = "percent") -> list[float]:
+        """The fact ranker's weights for pages of this percent convention."""
+        return (self.fact_w_ratio or self.fact_w) if percent == "ratio" else self.fact_w
 
     @classmethod
     def load(cls, directory: str | Path) -> "Heads":
@@ -177,7 +197,8 @@ class Heads:
         t = load_file(str(directory / "heads.safetensors"))
         return cls(t["shape_w"].tolist(), t["shape_b"].tolist(), t["operand_w"].tolist(), t["trace_w"].tolist(),
                    float(cfg["null_bias"]), float(cfg["threshold"]), cfg,
-                   t["fact_w"].tolist() if "fact_w" in t else [])
+                   t["fact_w"].tolist() if "fact_w" in t else [],
+                   t["fact_w_ratio"].tolist() if "fact_w_ratio" in t else [])
 
     def save(self, directory: str | Path) -> None:
         import numpy as np
@@ -189,7 +210,9 @@ class Heads:
                    "shape_b": np.asarray(self.shape_b, dtype=np.float32),
                    "operand_w": np.asarray(self.operand_w, dtype=np.float32),
                    "trace_w": np.asarray(self.trace_w, dtype=np.float32),
-                   "fact_w": np.asarray(self.fact_w, dtype=np.float32)}, str(directory / "heads.safetensors"))
+                   "fact_w": np.asarray(self.fact_w, dtype=np.float32),
+                   "fact_w_ratio": np.asarray(self.fact_w_ratio, dtype=np.float32)},
+                  str(directory / "heads.safetensors"))
         cfg = {**self.config, "null_bias": self.null_bias, "threshold": self.threshold, "shapes": SHAPE_LABELS,
                "cell_features": list(CELL_FEATURES), "trace_features": list(TRACE_FEATURES)}
         (directory / "config.json").write_text(json.dumps(cfg, indent=1), encoding="utf-8")
@@ -226,8 +249,11 @@ class Featurizer:
                     self._cache.popitem(last=False)
             return {t: self._cache[t] for t in texts}
 
-    def question_vector(self, question: str) -> list[float]:
-        return [float(x) for x in self.embed([question])[question]] + cue_vector(question)
+    def question_vector(self, question: str, percent: str = "percent") -> list[float]:
+        """MiniLM embedding, cue words, and the page's percent convention ("ratio" pages are
+        FinQA-style reports, whose questions take other shapes than TAT-QA's)."""
+        return [float(x) for x in self.embed([question])[question]] + cue_vector(question) + \
+            [1.0 if percent == "ratio" else 0.0]
 
 
 def shape_probs(heads: Heads, qvec: list[float]) -> list[float]:
@@ -249,7 +275,7 @@ def score_cells(heads: Heads | None, feat: Featurizer, q: Question,
 
 
 def build_candidates(q: Question, probs: list[float], scored: list[tuple[Cell, list[float], float]],
-                     percent: str = "percent", top_shapes: int = 4, width: int = 6) -> list[Candidate]:
+                     percent: str = "percent", top_shapes: int = 5, width: int = 6) -> list[Candidate]:
     """Fill the likeliest shapes with the best operand cells; every candidate is executed here."""
     from dca.reasoning.steps import Interpreter, StepError
 
@@ -261,15 +287,8 @@ def build_candidates(q: Question, probs: list[float], scored: list[tuple[Cell, l
     for i in ranked:
         shape = SHAPES[NAMES[i]]
         logp = math.log(max(probs[i], 1e-9))
-        pool = scored[: {1: width, 2: width, 3: 5}[shape.slots]]
-        for combo in permutations(pool, shape.slots):
+        for combo in _operand_sets(shape, scored, width):
             cells = [c for c, _, _ in combo]
-            if shape.slots == 3 and not (cells[0].index < cells[1].index < cells[2].index or
-                                         cells[0].row < cells[1].row < cells[2].row):
-                continue  # sums and averages of three: one order is enough
-            if shape.name in ("add", "average", "multiply") and cells[0].index > cells[1].index and \
-                    cells[0].fact_id == cells[1].fact_id:
-                continue
             lines = shape.render([c.value for c in cells], percent=times100)
             key = tuple(lines)
             if key in seen:
@@ -279,9 +298,36 @@ def build_candidates(q: Question, probs: list[float], scored: list[tuple[Cell, l
                 value = interp.run_trace(lines).get("answer")
             except StepError:
                 continue
-            feats = trace_features(q, shape, logp, cells, [lg for _, _, lg in combo], value)
+            feats = trace_features(q, shape, logp, cells, [lg for _, _, lg in combo], value, percent)
             out.append(Candidate(lines, shape.name, cells, feats, value))
     return out
+
+
+def _operand_sets(shape: Shape, scored: list[tuple[Cell, list[float], float]], width: int) -> Any:
+    """The operand tuples worth trying for ``shape``: orderings of the best cells, or whole table rows."""
+    if shape.row:  # every number of the rows the best cells sit in
+        rows: dict[str, list] = {}
+        for item in scored:
+            if item[0].kind == "table":
+                rows.setdefault(item[0].fact_id, []).append(item)
+        for fid in dict.fromkeys(c.fact_id for c, _, _ in scored[:width] if c.kind == "table"):
+            row = sorted(rows[fid], key=lambda t: t[0].index)
+            if len(row) >= (2 if shape.name in ("row_max", "row_min") else 3):
+                yield row
+        return
+    pool = scored[: width if shape.slots <= 2 else 5]
+    for combo in permutations(pool, shape.slots):
+        cells = [c for c, _, _ in combo]
+        if shape.slots == 3 and not (cells[0].index < cells[1].index < cells[2].index or
+                                     cells[0].row < cells[1].row < cells[2].row):
+            continue  # sums and averages of three: one order is enough
+        if shape.slots == 4 and not (cells[0].fact_id == cells[1].fact_id != cells[2].fact_id == cells[3].fact_id
+                                     and cells[0].column == cells[2].column):
+            continue  # a gap between two rows' changes over the same columns
+        if shape.name in ("add", "average", "multiply") and cells[0].index > cells[1].index and \
+                cells[0].fact_id == cells[1].fact_id:
+            continue
+        yield combo
 
 
 def rank(heads: Heads | None, candidates: list[Candidate]) -> list[Candidate]:
@@ -354,7 +400,10 @@ class DocQAReasoner:
 
     @property
     def threshold(self) -> float:
-        return self.heads.threshold if self.heads else 0.0
+        """The confidence gate for this reasoner's percent convention (calibrated on training questions)."""
+        if not self.heads:
+            return 0.0
+        return float(self.heads.config.get("thresholds", {}).get(self.percent, self.heads.threshold))
 
     def candidates(self, task: str, evidence: list[Evidence]) -> list[Candidate]:
         """All candidate traces for a question, best first (cached per question and evidence)."""
@@ -366,7 +415,7 @@ class DocQAReasoner:
         heads = self.heads
         cells = [c for c in evidence_cells(facts) if not c.year_like]
         if heads:
-            probs = shape_probs(heads, self.featurizer.question_vector(task))[: len(NAMES)]
+            probs = shape_probs(heads, self.featurizer.question_vector(task, self.percent))[: len(NAMES)]
         else:  # no trained heads: every shape equally likely
             probs = [1.0 / len(NAMES)] * len(NAMES)
         scored = score_cells(heads, self.featurizer, q, cells)

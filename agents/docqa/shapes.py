@@ -1,9 +1,10 @@
 """Program shapes: the step templates most report questions follow, and their operand slots.
 
 FinQA's programs and TAT-QA's derivations, converted to dca's step language, fall mostly into a
-few shapes (change, percent change, ratio, sum, average, comparison). A shape is a template whose
-slots ``A``, ``B``, ``C`` take operand values; ``canonical`` maps a gold trace back to its shape and
-slot values, which is how the training labels are made.
+few shapes (change, percent change, ratio, sum, average, comparison, a performance graph's return
+against its base 100, a whole table row's sum / mean / max / min). A shape is a template whose
+slots ``A`` to ``D`` (or ``ROW``, every number of one table row) take operand values; ``canonical``
+maps a gold trace back to its shape and slot values, which is how the training labels are made.
 """
 from __future__ import annotations
 
@@ -24,12 +25,15 @@ class Shape:
     slots: int
     percent_step: bool = False
     order: str = ""
+    row: bool = False  # ``ROW`` stands for every number of one table row (FinQA's table_sum, ...)
 
     def render(self, values: list[float], percent: bool = False) -> list[str]:
         names = {chr(65 + i): format_value(v) for i, v in enumerate(values)}
+        row = ", ".join(format_value(v) for v in values)
         out = []
         for line in self.lines:
-            out.append(re.sub(r"\b([A-C])\b", lambda m: _operand(names[m.group(1)]), line))
+            line = line.replace("ROW", row) if self.row else line
+            out.append(re.sub(r"\b([A-D])\b", lambda m: _operand(names[m.group(1)]), line))
         if percent and self.percent_step:
             out[-1] = out[-1] + " * 100"
         return out
@@ -52,11 +56,24 @@ SHAPES: dict[str, Shape] = {s.name: s for s in (
     Shape("diff_ratio", ("x1 = A - B", "answer = x1 / C"), 3, True, order="later"),
     Shape("add3", ("answer = A + B + C",), 3),
     Shape("average3", ("x1 = A + B + C", "answer = x1 / 3"), 3),
+    Shape("change_ratio_first", ("x1 = A - B", "answer = x1 / A"), 2, True),
+    Shape("share_of_sum", ("x1 = A + B", "answer = A / x1"), 2, True),
+    # performance graphs: an index that starts at 100
+    Shape("less_base", ("answer = A - 100",), 1),
+    Shape("base_return", ("x1 = A - 100", "answer = x1 / 100"), 1, True),
+    Shape("return_gap", ("x1 = A - 100", "x2 = x1 / 100", "x3 = B - 100", "x4 = x3 / 100", "answer = x2 - x4"),
+          2, True),
+    Shape("change_gap", ("x1 = A - B", "x2 = x1 / B", "x3 = C - D", "x4 = x3 / D", "answer = x2 - x4"), 4, True),
+    Shape("row_sum", ("answer = sum(ROW)",), 0, row=True),
+    Shape("row_mean", ("answer = mean(ROW)",), 0, row=True),
+    Shape("row_max", ("answer = max(ROW)",), 0, row=True),
+    Shape("row_min", ("answer = min(ROW)",), 0, row=True),
 )}
 NAMES = list(SHAPES)
 
 _NUM = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
-_PAREN = re.compile(r"\(([A-C])\)")
+_PAREN = re.compile(r"\(([A-D])\)")
+_ROW = re.compile(r"answer = (sum|mean|max|min)\((.*)\)")
 _SAME = {"answer = mean(A, B)": "x1 = A + B|answer = x1 / 2", "answer = mean(A, B, C)": "x1 = A + B + C|answer = x1 / 3",
          "answer = sum(A, B, C)": "answer = A + B + C", "answer = sum(A, B)": "answer = A + B"}
 
@@ -73,9 +90,22 @@ def _merged(pattern: list[str]) -> list[str]:
 
 
 def canonical(lines: list[str]) -> tuple[str, list[float], bool] | None:
-    """``(shape name, slot values, times 100)`` of a gold trace, or None for another shape."""
+    """``(shape name, slot values, times 100)`` of a gold trace, or None for another shape.
+
+    A trace written as a shape's lines maps directly; otherwise one whose operands, put in some
+    order into a shape, give the same answer (``2901 + (a + b)`` is ``add3``) maps by value."""
     if not lines:
         return None
+    return _by_form(lines) or _by_value(lines)
+
+
+def _by_form(lines: list[str]) -> tuple[str, list[float], bool] | None:
+    m = _ROW.fullmatch(lines[-1].split("#")[0].strip()) if len(lines) == 1 else None
+    if m and len(args := [a.strip() for a in m.group(2).split(",")]) > (1 if m.group(1) in ("max", "min") else 3):
+        try:
+            return f"row_{m.group(1)}", [float(a.strip("()")) for a in args], False
+        except ValueError:
+            return None
     slots: dict[float, str] = {}
     pattern = []
     for line in lines:
@@ -88,7 +118,7 @@ def canonical(lines: list[str]) -> tuple[str, list[float], bool] | None:
             if v in (1, 100) or (before.endswith("/") and v in (2, 3) and m.end() == len(expr)):
                 return format_value(v)
             if v not in slots:
-                slots[v] = chr(65 + len(slots)) if len(slots) < 3 else "?"
+                slots[v] = chr(65 + len(slots)) if len(slots) < 4 else "?"
             return slots[v]
 
         body = _PAREN.sub(r"\1", _NUM.sub(slot, expr))
@@ -101,4 +131,33 @@ def canonical(lines: list[str]) -> tuple[str, list[float], bool] | None:
     for shape in SHAPES.values():
         if shape.lines == key and (not times100 or shape.percent_step):
             return shape.name, sorted(slots, key=lambda v: slots[v]), times100
+    return None
+
+
+def _by_value(lines: list[str]) -> tuple[str, list[float], bool] | None:
+    from itertools import permutations
+
+    from dca.reasoning.steps import Interpreter, StepError
+
+    interp = Interpreter()
+    try:
+        gold = interp.run_trace(lines).get("answer")
+    except StepError:
+        return None
+    if isinstance(gold, bool) or not isinstance(gold, (int, float)):
+        return None
+    literals = [float(m.group(0)) for line in lines for m in _NUM.finditer(line.partition("=")[2].split("#")[0])]
+    values = list(dict.fromkeys(v for v in literals if v not in (1, 100)))
+    for shape in SHAPES.values():
+        if shape.row or shape.slots != len(values):
+            continue
+        for perm in permutations(values):
+            for times100 in (False, True) if shape.percent_step else (False,):
+                try:
+                    got = interp.run_trace(shape.render(list(perm), percent=times100)).get("answer")
+                except StepError:
+                    continue
+                if isinstance(got, (int, float)) and not isinstance(got, bool) and \
+                        abs(got - gold) <= 1e-9 * max(1.0, abs(gold)):
+                    return shape.name, list(perm), times100
     return None

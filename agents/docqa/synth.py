@@ -27,7 +27,24 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "greater": ("was {L} in {c1} greater than in {c2}?", "is {L} in {c1} higher than {c2}?"),
     "divide": ("what portion of {L2} is {L} in {c1}?", "what percentage of {L2} does {L} represent in {c1}?",
                "what is the ratio of {L} to {L2} in {c1}?"),
+    "change_ratio_first": ("what was the percentage decrease in {L} from {c2} to {c1}?",
+                           "by what percent did {L} decline from {c2} to {c1}?"),
+    "change_gap": ("what is the difference between the percentage change in {L} and in {L2} from {c2} to {c1}?",
+                   "how much higher was the growth rate of {L} than that of {L2} from {c2} to {c1}?"),
+    "row_sum": ("what is the total of {L} for all years shown?", "what is the sum of {L} over the periods?"),
+    "row_mean": ("what is the average {L} over the years presented?", "what was the mean {L} for the periods?"),
+    "row_max": ("what was the highest {L} in the table?", "what is the maximum {L} during the period?"),
+    "row_min": ("what was the lowest {L} in the table?", "what is the minimum {L} during these years?"),
+    # performance graphs: rows of an index that starts at 100
+    "less_base": ("what is the performance difference of {L} from {c2} to {c1}?",
+                  "how much did an investment in {L} gain from {c2} to {c1}?"),
+    "base_return": ("what was the percentage cumulative total return of {L} from {c2} to {c1}?",
+                    "what is the roi of {L} from {c2} to {c1}?"),
+    "return_gap": ("what was the difference in percentage cumulative total return between {L} and {L2} for the "
+                   "period ending {c1}?", "by how much did {L} outperform {L2} in percentage return by {c1}?"),
 }
+ROW_SHAPES = ("row_sum", "row_mean", "row_max", "row_min")
+BASE_SHAPES = ("less_base", "base_return", "return_gap")
 
 
 @dataclass
@@ -57,6 +74,15 @@ def synth_questions(evidence: list[Evidence], rng: random.Random, per_page: int 
         label = _clean_label(cells[0].label)
         if not label or len(label) > 80:
             continue
+        if shape in ROW_SHAPES:
+            if len(cells) >= 3:
+                out.append(SynthQuestion(rng.choice(TEMPLATES[shape]).format(L=label), shape, list(cells), [ev.id]))
+            continue
+        if shape in BASE_SHAPES or shape == "change_gap":
+            q = _two_rows(shape, rows, ev, cells, label, rng)
+            if q:
+                out.append(q)
+            continue
         if shape == "divide":
             same = [(e2, c2) for e2, c2 in rows if e2.id != ev.id and c2 and c2[0].column == cells[0].column]
             if not same:
@@ -77,6 +103,35 @@ def synth_questions(evidence: list[Evidence], rng: random.Random, per_page: int 
         a, b = cells[0], cells[1]
         if a.years and b.years and a.years[0] < b.years[0]:
             a, b = b, a  # slot A is the later year
+        if shape == "change_ratio_first":  # a decrease stated from the earlier value: (earlier - later) / earlier
+            out.append(SynthQuestion(rng.choice(TEMPLATES[shape]).format(L=label, c1=a.column, c2=b.column), shape,
+                                     [b, a], [ev.id]))
+            continue
         text = rng.choice(TEMPLATES[shape]).format(L=label, c1=a.column, c2=b.column)
         out.append(SynthQuestion(text, shape, [a, b], [ev.id]))
     return out
+
+
+def _two_rows(shape: str, rows: list, ev: Evidence, cells: list[Cell], label: str,
+              rng: random.Random) -> SynthQuestion | None:
+    """Questions over a row and, for gaps, a second row with the same columns: changes between two
+    columns, or returns of an index (performance graphs start at 100; few training pages have one, so
+    any row stands in for the wording the shape classifier learns, not for the operands)."""
+    if len(cells) < 2:
+        return None
+    first, last = cells[0], cells[-1]
+    if shape in ("less_base", "base_return"):
+        text = rng.choice(TEMPLATES[shape]).format(L=label, c1=last.column, c2=first.column)
+        return SynthQuestion(text, shape, [last], [ev.id])
+    other = [(e2, c2) for e2, c2 in rows if e2.id != ev.id and len(c2) == len(cells)]
+    if not other:
+        return None
+    ev2, cells2 = rng.choice(other)
+    label2 = _clean_label(cells2[0].label)
+    if shape == "return_gap":
+        text = rng.choice(TEMPLATES[shape]).format(L=label, L2=label2, c1=last.column)
+        return SynthQuestion(text, shape, [last, cells2[-1]], [ev.id, ev2.id])
+    text = rng.choice(TEMPLATES[shape]).format(L=label, L2=label2, c1=first.column, c2=last.column)
+    a, b = (first, last) if not (first.years and last.years and first.years[0] < last.years[0]) else (last, first)
+    c, d = (cells2[0], cells2[-1]) if a is first else (cells2[-1], cells2[0])
+    return SynthQuestion(text, shape, [a, b, c, d], [ev.id, ev2.id])

@@ -10,8 +10,8 @@
 4. trace ranker: a listwise softmax over each question's candidate traces plus an "abstain"
    option, positives the candidates whose value the dataset's scorer accepts; shape
    probabilities for it come from cross-validation so they are as (un)sure as on new questions;
-5. the confidence threshold: the lowest ranker probability at which held-out training questions
-   are still answered >= 90 % correctly.
+5. the confidence thresholds: the lowest ranker probability at which out-of-fold training
+   questions are still answered >= 90 % correctly, overall and per percent convention.
 """
 from __future__ import annotations
 
@@ -40,6 +40,9 @@ from dca.reasoning.tasks.base import Problem
 
 TOP_FACTS = 4
 TARGET_PRECISION = 0.9
+# FinQA has 100 training questions to TAT-QA's 800: its questions weigh this much more in the
+# shape head and the trace ranker, so its conventions (ratios, performance graphs) are learnt
+FINQA_WEIGHT = 4.0
 
 
 def percent_convention(problem: Problem) -> str:
@@ -55,7 +58,8 @@ def correct(problem: Problem, value: Any) -> bool:
     return tatqa_match(value, problem.answer, problem.meta.get("scale", ""))
 
 
-def _fit_linear(x: list[list[float]], y: list[int], classes: int, *, c: float = 1.0) -> tuple[Any, Any]:
+def _fit_linear(x: list[list[float]], y: list[int], classes: int, *, c: float = 1.0,
+                sample_weight: list[float] | None = None) -> tuple[Any, Any]:
     """Softmax regression (``classes`` > 1) or class-balanced logistic regression (``classes`` == 1),
     by scikit-learn's L-BFGS; returns ``(weight, bias)`` shaped like a ``torch.nn.Linear``'s."""
     import numpy as np
@@ -63,7 +67,7 @@ def _fit_linear(x: list[list[float]], y: list[int], classes: int, *, c: float = 
 
     xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y)
     model = LogisticRegression(C=c, max_iter=500, class_weight="balanced" if classes == 1 else None)
-    model.fit(xa, ya)
+    model.fit(xa, ya, sample_weight=None if sample_weight is None else np.asarray(sample_weight))
     if classes == 1:
         return model.coef_, model.intercept_
     weight = np.zeros((classes, xa.shape[1]))
@@ -74,19 +78,23 @@ def _fit_linear(x: list[list[float]], y: list[int], classes: int, *, c: float = 
     return weight, bias
 
 
-def _fit_ranker(groups: list[tuple[list[list[float]], list[int]]], dim: int, l2: float = 1e-2
-                ) -> tuple[list[float], float]:
+def _fit_ranker(groups: list[tuple[list[list[float]], list[int]]], dim: int, l2: float = 1e-2,
+                weights: list[float] | None = None) -> tuple[list[float], float]:
     """Listwise softmax over each question's candidates plus an abstain option (a learned bias),
-    minimised with SciPy's L-BFGS. A question none of whose candidates is right teaches abstaining."""
+    minimised with SciPy's L-BFGS. A question none of whose candidates is right teaches abstaining;
+    ``weights`` weigh questions (the scarcer dataset counts more)."""
     import numpy as np
     from scipy.optimize import minimize
 
-    data = [(np.asarray(f, dtype=np.float64), np.asarray(lab, dtype=bool)) for f, lab in groups if f]
+    weights = weights or [1.0] * len(groups)
+    data = [(np.asarray(f, dtype=np.float64), np.asarray(lab, dtype=bool), wt)
+            for (f, lab), wt in zip(groups, weights) if f]
+    norm = sum(wt for _, _, wt in data) or 1.0
 
     def loss(theta: Any) -> tuple[float, Any]:
         w, null = theta[:-1], theta[-1]
         total, grad = 0.0, np.zeros_like(theta)
-        for feats, labels in data:
+        for feats, labels, wt in data:
             logits = np.append(feats @ w, null)
             m = logits.max()
             p = np.exp(logits - m)
@@ -94,15 +102,14 @@ def _fit_ranker(groups: list[tuple[list[list[float]], list[int]]], dim: int, l2:
             target = np.append(labels, not labels.any())
             q = p * target
             q /= q.sum()
-            total -= np.log((p * target).sum() + 1e-300)
-            d = p - q  # gradient of -log(sum over targets) w.r.t. logits
+            total -= wt * np.log((p * target).sum() + 1e-300)
+            d = wt * (p - q)  # gradient of -log(sum over targets) w.r.t. logits
             grad[:-1] += feats.T @ d[:-1]
             grad[-1] += d[-1]
-        n = len(data)
         reg = l2 * (w @ w)
-        grad = grad / n
+        grad = grad / norm
         grad[:-1] += 2 * l2 * w
-        return total / n + reg, grad
+        return total / norm + reg, grad
 
     res = minimize(loss, np.zeros(dim + 1), jac=True, method="L-BFGS-B", options={"maxiter": 300})
     return [float(v) for v in res.x[:-1]], float(res.x[-1])
@@ -135,14 +142,16 @@ def training_evidence(problem: Problem, rng: random.Random, k: int = TOP_FACTS) 
     return sorted(chosen, key=lambda e: -overlap[e.id])
 
 
-def train_fact_ranker(problems: list[Problem], feat: Featurizer, progress: bool = True) -> list[float]:
-    """Logistic regression over ``FACT_FEATURES``: gold facts against the rest of their page."""
+def train_fact_ranker(problems: list[Problem], feat: Featurizer, progress: bool = True,
+                      finqa_weight: float = 1.0) -> list[float]:
+    """Logistic regression over ``FACT_FEATURES``: gold facts against the rest of their page
+    (FinQA's questions weighing ``finqa_weight``)."""
     from rich.progress import track
 
     from agents.docqa.examples import gold_facts
     from agents.docqa.knowledge import PageKnowledge, fact_features
 
-    xs, ys = [], []
+    xs, ys, wts = [], [], []
     for p in track(problems, description="docqa: fact ranker", disable=not progress):
         gold = set(gold_facts(p))
         if not gold:
@@ -151,9 +160,10 @@ def train_fact_ranker(problems: list[Problem], feat: Featurizer, progress: bool 
         rows = fact_features(p.question, know.facts, know.dense(p.question))
         xs.extend(rows)
         ys.extend(int(e.id in gold) for e in know.facts)
-    w, b = _fit_linear(xs, ys, 1)
+        wts.extend([finqa_weight if p.family == "finqa" else 1.0] * len(rows))
+    w, b = _fit_linear(xs, ys, 1, sample_weight=wts)
     weights = [float(v) for v in w[0]]
-    weights[-1] += float(b[0])
+    weights[FACT_FEATURES.index("bias")] += float(b[0])  # the bias feature carries the intercept
     return weights
 
 
@@ -179,27 +189,32 @@ def train_reasoner(problems: list[Problem], out: str | Path, *, quick: bool = Fa
     for p in problems:
         can = canonical(p.gold or [])
         labels.append(SHAPE_LABELS.index(can[0] if can else OTHER))
-    synth = []
+    synth, synth_conv = [], []
     seen_pages: set[str] = set()
     for p in problems:
         key = str(p.meta.get("page") or p.meta.get("document"))
         if key not in seen_pages:
             seen_pages.add(key)
-            synth.extend(synth_questions(p.evidence, rng, 2 if quick else 6))
+            made = synth_questions(p.evidence, rng, 2 if quick else 6)
+            synth.extend(made)
+            synth_conv.extend([percent_convention(p)] * len(made))
     questions = [p.question for p in problems] + [s.question for s in synth]
-    qvecs = [feat.question_vector(t) for t in _batched(feat, questions)]
+    conventions = [percent_convention(p) for p in problems] + synth_conv
+    qvecs = [feat.question_vector(t, c) for t, c in zip(_batched(feat, questions), conventions)]
     y_shape = labels + [SHAPE_LABELS.index(s.shape) for s in synth]
     n_real = len(problems)
+    q_weight = [FINQA_WEIGHT if p.family == "finqa" else 1.0 for p in problems] + [1.0] * len(synth)
     folds = 5
     cv_probs: list[list[float]] = [[] for _ in range(n_real)]
     for k in range(folds):
         train_idx = [i for i in range(len(questions)) if i >= n_real or i % folds != k]
-        w, b = _fit_linear([qvecs[i] for i in train_idx], [y_shape[i] for i in train_idx], len(SHAPE_LABELS))
+        w, b = _fit_linear([qvecs[i] for i in train_idx], [y_shape[i] for i in train_idx], len(SHAPE_LABELS),
+                           sample_weight=[q_weight[i] for i in train_idx])
         for i in range(k, n_real, folds):
             logits = np.asarray(qvecs[i]) @ w.T + b
             e = np.exp(logits - logits.max())
             cv_probs[i] = (e / e.sum()).tolist()
-    shape_w, shape_b = _fit_linear(qvecs, y_shape, len(SHAPE_LABELS))
+    shape_w, shape_b = _fit_linear(qvecs, y_shape, len(SHAPE_LABELS), sample_weight=q_weight)
     shape_acc = sum(max(range(len(SHAPE_LABELS)), key=lambda j: cv_probs[i][j]) == labels[i]
                     for i in range(n_real)) / max(1, n_real)
 
@@ -221,7 +236,9 @@ def train_reasoner(problems: list[Problem], out: str | Path, *, quick: bool = Fa
     operand_w = [float(v) for v in ow[0].tolist()]
     operand_w[-1] += float(ob[0])  # the bias feature carries the intercept
 
+    # one fact ranker for TAT-QA-style pages, one with FinQA's questions weighted for "ratio" pages
     fact_w = train_fact_ranker(problems, feat, progress)
+    fact_w_ratio = train_fact_ranker(problems, feat, False, finqa_weight=FINQA_WEIGHT)
 
     # 4. trace ranker on candidates built with cross-validated shape probabilities
     heads = Heads([], [], operand_w, [], 0.0, 0.0)
@@ -233,30 +250,40 @@ def train_reasoner(problems: list[Problem], out: str | Path, *, quick: bool = Fa
         cands = build_candidates(q, cv_probs[i][: len(NAMES)], rescored, percent_convention(p))
         groups.append(([c.features for c in cands], [int(correct(p, c.value)) for c in cands]))
         conv.append(cands)
+    # 5. confidence thresholds from out-of-fold ranker scores, per percent convention (FinQA-style
+    # "ratio" pages and TAT-QA-style "percent" pages are not equally hard, so one threshold misfits both)
     order = list(range(n_real))
     rng.shuffle(order)
-    held = set(order[: n_real // 5])
-    w_fit, null_fit = _fit_ranker([groups[i] for i in range(n_real) if i not in held], len(TRACE_FEATURES))
-    trial = Heads([], [], operand_w, w_fit, null_fit, 0.0)
-    pairs = []
-    for i in held:
-        ranked = rank(trial, conv[i])
-        if ranked:
-            pairs.append((ranked[0].score, bool(groups[i][1][conv[i].index(ranked[0])])))
-    threshold = threshold_for(pairs)
-    trace_w, null_bias = _fit_ranker(groups, len(TRACE_FEATURES))
+    pairs: dict[str, list[tuple[float, bool]]] = {"ratio": [], "percent": []}
+    for k in range(folds):
+        held = set(order[k::folds])
+        kept = [i for i in range(n_real) if i not in held]
+        w_fit, null_fit = _fit_ranker([groups[i] for i in kept], len(TRACE_FEATURES),
+                                      weights=[q_weight[i] for i in kept])
+        trial = Heads([], [], operand_w, w_fit, null_fit, 0.0)
+        for i in held:
+            ranked = rank(trial, conv[i])
+            if ranked:
+                pairs[percent_convention(problems[i])].append(
+                    (ranked[0].score, bool(groups[i][1][conv[i].index(ranked[0])])))
+    every = pairs["ratio"] + pairs["percent"]
+    threshold = threshold_for(every)
+    thresholds = {conv_name: threshold_for(p) for conv_name, p in pairs.items() if p}
+    trace_w, null_bias = _fit_ranker(groups, len(TRACE_FEATURES), weights=q_weight[:n_real])
     oracle = sum(any(lab) for _, lab in groups) / max(1, n_real)
-    held_acc = sum(ok for _, ok in pairs) / max(1, len(pairs))
+    held_acc = sum(ok for _, ok in every) / max(1, len(every))
+    held_by = {conv_name: round(sum(ok for _, ok in p) / max(1, len(p)), 4) for conv_name, p in pairs.items()}
 
     heads = Heads(shape_w.tolist(), shape_b.tolist(), operand_w, trace_w, null_bias, threshold, {
         "embedder": feat.embedder, "top_facts": TOP_FACTS, "train_questions": n_real, "synthetic": len(synth),
         "shape_cv_accuracy": round(shape_acc, 4), "candidate_oracle": round(oracle, 4),
-        "heldout_top1": round(held_acc, 4), "cell_features": list(CELL_FEATURES),
-        "fact_features": list(FACT_FEATURES)}, fact_w)
+        "heldout_top1": round(held_acc, 4), "heldout_top1_by_convention": held_by, "thresholds": thresholds,
+        "cell_features": list(CELL_FEATURES),
+        "fact_features": list(FACT_FEATURES)}, fact_w, fact_w_ratio)
     heads.save(out)
     if progress:
         print(f"docqa reasoner: shape cv acc {shape_acc:.3f}, oracle {oracle:.3f}, held-out top-1 {held_acc:.3f}, "
-              f"threshold {threshold:.3f}")
+              f"threshold {threshold:.3f} {thresholds} {held_by}")
     return out
 
 

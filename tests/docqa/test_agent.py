@@ -104,3 +104,41 @@ def test_pipeline_yaml_builds_the_docqa_abilities():
     assert isinstance(pipe.build_logic(), DocQAReasoner)
     assert isinstance(pipe.build_wording(), AnswerWording)
     assert "step_scorer" in pipe.build_verifier().check_names
+
+
+def test_ranker_weights_let_a_scarce_group_decide():
+    from agents.docqa.train import _fit_ranker
+
+    # 20 groups prefer feature 0, 5 prefer feature 1; weighting the 5 by 8 flips the ranker
+    a = [([[1.0, 0.0], [0.0, 1.0]], [1, 0])] * 20
+    b = [([[1.0, 0.0], [0.0, 1.0]], [0, 1])] * 5
+    w_plain, _ = _fit_ranker(a + b, 2)
+    w_heavy, _ = _fit_ranker(a + b, 2, weights=[1.0] * 20 + [8.0] * 5)
+    assert w_plain[0] > w_plain[1] and w_heavy[1] > w_heavy[0]
+
+
+def test_threshold_follows_the_percent_convention(tmp_path):
+    from agents.docqa.reasoner import NAMES, TRACE_FEATURES, DocQAReasoner, Heads
+
+    Heads([[0.0]] * (len(NAMES) + 1), [0.0] * (len(NAMES) + 1), [0.0], [0.0] * len(TRACE_FEATURES), 0.0, 0.5,
+          {"thresholds": {"ratio": 0.95, "percent": 0.7}}).save(tmp_path)
+    assert DocQAReasoner(tmp_path, percent="ratio").threshold == pytest.approx(0.95)
+    assert DocQAReasoner(tmp_path, percent="percent").threshold == pytest.approx(0.7)
+    Heads([[0.0]], [0.0], [0.0], [0.0], 0.0, 0.5).save(tmp_path / "old")
+    assert DocQAReasoner(tmp_path / "old", percent="ratio").threshold == pytest.approx(0.5)
+
+
+def test_a_model_built_for_other_features_counts_as_not_built(tmp_path, monkeypatch):
+    from agents.docqa.models import REASONER, built, model_dir
+    from agents.docqa.knowledge import FACT_FEATURES
+    from agents.docqa.reasoner import NAMES, TRACE_FEATURES, Heads
+
+    monkeypatch.setenv("DCA_HOME", str(tmp_path))
+    assert not built(REASONER)
+    heads = Heads([[0.0]] * (len(NAMES) + 1), [0.0] * (len(NAMES) + 1), [0.0], [0.0] * len(TRACE_FEATURES), 0.0,
+                  0.5, {"fact_features": list(FACT_FEATURES)})
+    heads.save(model_dir(REASONER))
+    assert built(REASONER)
+    heads.config["fact_features"] = list(FACT_FEATURES[:-1])  # an older build, before a feature was added
+    heads.save(model_dir(REASONER))
+    assert not built(REASONER)

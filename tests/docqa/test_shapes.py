@@ -33,3 +33,39 @@ def test_canonical_forms():
 def test_render_percent_and_negative_operands():
     assert SHAPES["change_ratio"].render([5, -3], percent=True) == ["x1 = 5 - (-3)", "answer = x1 / (-3) * 100"]
     assert SHAPES["subtract"].render([5, 3], percent=True) == ["answer = 5 - 3"]
+
+
+def test_traces_written_another_way_map_by_value():
+    # FinQA writes "2901 + (a + b)" and "3 / (16 + 3)"; they are the same programs as add3 and share_of_sum
+    assert canonical(["x1 = 27954 + 42721", "answer = 2901 + x1"]) == ("add3", [27954.0, 42721.0, 2901.0], False)
+    assert canonical(["x1 = 16 + 3", "answer = 3 / x1"]) == ("share_of_sum", [3.0, 16.0], False)
+    assert canonical(["x1 = 40678 - 2526", "answer = x1 / 40678"])[0] == "change_ratio_first"
+
+
+def test_performance_graph_and_table_row_shapes():
+    assert canonical(["x1 = 204 - 100", "answer = x1 / 100"]) == ("base_return", [204.0], False)
+    assert canonical(["answer = 109 - 100"]) == ("less_base", [109.0], False)
+    gap = ["x1 = 311.13 - 100", "x2 = x1 / 100", "x3 = 165.84 - 100", "x4 = x3 / 100", "answer = x2 - x4"]
+    assert canonical(gap) == ("return_gap", [311.13, 165.84], False)
+    assert canonical(["answer = sum(20147, 6932, 9105, 2592, 1518)"])[0] == "row_sum"
+    assert canonical(["answer = min(900, 846, 954)"]) == ("row_min", [900.0, 846.0, 954.0], False)
+    assert SHAPES["row_max"].render([1, -2, 3]) == ["answer = max(1, -2, 3)"]
+    interp = Interpreter()
+    assert interp.run_trace(SHAPES["change_gap"].render([12, 10, 6, 5]))["answer"] == 0.0
+
+
+def test_synthetic_questions_cover_the_new_shapes(finqa_train):
+    import random
+
+    from agents.docqa.synth import synth_questions
+
+    rng = random.Random(0)
+    made = {}
+    for p in list(finqa_train.problems("train"))[:40]:
+        for q in synth_questions(p.evidence, rng, 12):
+            made.setdefault(q.shape, q)
+    for name in ("row_sum", "row_min", "change_gap", "return_gap", "change_ratio_first"):
+        assert name in made, name
+    assert len(made["change_gap"].operands) == 4 and len(made["row_sum"].operands) >= 3
+    first = made["change_ratio_first"].operands
+    assert first[0].years and first[1].years and first[0].years[0] <= first[1].years[0]  # A is the earlier year
