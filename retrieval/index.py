@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from retrieval.bm25 import BM25Index
 from retrieval.errors import RetrievalError, SkippedFile
+from dca.progress import ProgressBar
 from retrieval.facts import Fact, flat_metadata
 from retrieval.fusion import ranked, rrf, weighted
 from retrieval.loaders import MAX_FILE_MB, Chunker, iter_files, load_file
@@ -550,7 +551,7 @@ class Index:
         manifest = self._manifest_db()
         facts: list[Fact] = []
         done: list[_Unit] = []
-        bar = _Progress(total, "indexing", enabled=progress)
+        bar = ProgressBar(total, "indexing", enabled=progress)
 
         def flush() -> None:
             for i in range(0, len(facts), 5000):
@@ -677,31 +678,3 @@ def _under(path: str, root: Path) -> bool:
     return path == r or path.startswith(r.rstrip(os.sep) + os.sep)
 
 
-class _Progress:
-    """A rich progress bar over files, or nothing."""
-
-    def __init__(self, total: int, label: str, enabled: bool):
-        self.enabled = enabled and total > 0
-        self.total, self.label = total, label
-        self._bar: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> "_Progress":
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            from rich.console import Console
-
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeRemainingColumn(), console=Console(stderr=True), transient=False)
-            self._bar.__enter__()
-            self._task = self._bar.add_task(self.label, total=self.total)
-        return self
-
-    def advance(self, n: int) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)

@@ -62,7 +62,8 @@ def test_wrong_answers_count_against_accuracy(finqa_dev):
 def test_cli_eval_writes_jsonl(tmp_path, data_dir):
     config = tmp_path / "p.yaml"
     config.write_text("knowledge: {kind: none}\nlogic:\n  kind: agents.examples.scripted:Plan\n"
-                      "  options: {steps: ['answer = 0']}\nwording: {kind: template}\n")
+                      "  options: {steps: ['answer = 0']}\nwording: {kind: template}\n"
+                      "verifier: {checks: [parses, executes]}\n")  # a fixed answer of 0 is grounded in nothing
     out = tmp_path / "r.jsonl"
     proc = subprocess.run([sys.executable, "-m", "dca.cli", "eval", "--config", str(config), "--family", "synthetic",
                            "-n", "3", "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=tmp_path)

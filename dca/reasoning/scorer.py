@@ -362,8 +362,9 @@ def label_problems(problems: Sequence["Problem"], policy: Any, path: Path, *, sa
                                 for k, v in done.items()))
     sampler, checker = Sampler(policy), TraceChecker()
     families: dict[str, Any] = {}
-    bar = _bar(progress, title, len(problems), len(done))
-    try:
+    from dca.progress import ProgressBar
+
+    with ProgressBar(len(problems), title, enabled=progress, completed=len(done)) as bar:
         with path.open("a") as f:
             for k, p in enumerate(problems):
                 if p.id in done:
@@ -375,23 +376,8 @@ def label_problems(problems: Sequence["Problem"], policy: Any, path: Path, *, sa
                 done[p.id] = labels
                 f.write(json.dumps({"problem": p.id, "labels": [x.to_dict() for x in labels]}) + "\n")
                 f.flush()
-                if bar:
-                    bar[0].advance(bar[1])
-    finally:
-        if bar:
-            bar[0].stop()
+                bar.advance()
     return [x for p in problems for x in done.get(p.id, [])]
-
-
-def _bar(progress: bool, title: str, total: int, completed: int) -> tuple[Any, Any] | None:
-    if not progress:
-        return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    task = bar.add_task(title, total=total, completed=completed)
-    bar.start()
-    return bar, task
 
 
 def _problems(sources: Sequence[DataSource]) -> list["Problem"]:
