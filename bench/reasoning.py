@@ -295,6 +295,9 @@ def main() -> int:
     ap.add_argument("--rl-scale", default="none", choices=["none", "group", "batch"],
                     help="divide advantages by the group's reward std (group) or only centre them (none)")
     ap.add_argument("--rl-prompts", type=int, default=8, help="problems per GRPO step (8 traces each)")
+    ap.add_argument("--scorer", help="a trained step scorer for the scaling section (default: train one here)")
+    ap.add_argument("--scaling-n", type=int, help="problems for the scaling section (default: 16 quick, 60 full)")
+    ap.add_argument("--budgets", type=int, nargs="+", help="sample budgets for the scaling section")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("DCA_TORCH_THREADS", "2")))
     ap.add_argument("--work", default=str(OUT / "reasoning-work"), help="training runs (resumable)")
     args = ap.parse_args()
@@ -307,6 +310,10 @@ def main() -> int:
         size["rl_steps"] = args.rl_steps
     if args.eval_n:
         size["eval_n"] = args.eval_n
+    if args.scaling_n:
+        size["scaling_n"] = args.scaling_n
+    if args.budgets:
+        size["budgets"] = args.budgets
     if args.countdown_n:
         size["countdown_n"] = args.countdown_n
     rl = {"lr": args.rl_lr, "temperature": args.rl_temperature, "beta": args.rl_beta,
@@ -343,7 +350,7 @@ def main() -> int:
         report["throughput"] = throughput_section(args.threads)
         save()
     if "scaling" in sections:
-        scorer = train_bench_scorer(trained, size, work, args.threads)
+        scorer = args.scorer or train_bench_scorer(trained, size, work, args.threads)
         report["scorer"] = scorer
         report["scaling"] = scaling_section(trained, scorer, size)
         save()
