@@ -198,7 +198,10 @@ class Index:
             self._finish_reembed(client)
             self._col = client.get_or_create_collection(
                 self.collection, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
-            stored = (self._col.metadata or {}).get("dca:embedder")
+            meta = self._col.metadata or {}
+            stored = meta.get("dca:embedder")
+            if stored and self.int8 is None:  # keep the store's document encoder (stores before int8: fp32)
+                self.int8 = bool(meta.get("dca:int8", False))
             if stored and stored != self.embedder:
                 if self.embedder == DEFAULT_EMBEDDER:  # not chosen by the caller: use what the store holds
                     self.embedder = stored
@@ -497,9 +500,13 @@ class Index:
             return len(ids)
 
     def _check_embedder_for_write(self) -> None:
+        """A new store records its embedder and whether documents are encoded in int8, so later
+        writes (``int8=None``) keep using the same encoder rather than mixing two in one store."""
         col = self._collection()
         if not (col.metadata or {}).get("dca:embedder"):
-            col.modify(metadata={"dca:embedder": self.embedder, "dca:dim": embedding_dim(self._model())})
+            self.int8 = self._int8_encoder() is not None
+            col.modify(metadata={"dca:embedder": self.embedder, "dca:dim": embedding_dim(self._model()),
+                                 "dca:int8": self.int8})
 
     def _delete(self, ids: list[str]) -> None:
         col = self._collection()
@@ -624,14 +631,15 @@ class Index:
                 pass
             tmp = client.create_collection(
                 tmp_name, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None,
-                metadata={"dca:embedder": embedder, "dca:dim": embedding_dim(model), "dca:replaces": self.collection})
+                metadata={"dca:embedder": embedder, "dca:dim": embedding_dim(model), "dca:int8": False,
+                          "dca:replaces": self.collection})
             for page in self._all_chunks(["documents", "metadatas"]):
                 vectors = embed(model, page["documents"])
                 tmp.upsert(ids=page["ids"], embeddings=vectors, documents=page["documents"],
                            metadatas=[m or {} for m in page["metadatas"]])
             if tmp.count() != col.count():
                 raise RetrievalError(f"reembed {self.collection!r}: copied {tmp.count()} of {col.count()} chunks")
-            self.embedder = embedder
+            self.embedder, self.int8 = embedder, False  # re-embedding writes fp32 vectors
             self._col = None
             self._finish_reembed(client)
             self._finish_write(IndexReport())

@@ -135,3 +135,19 @@ def test_cli_int8_flag_and_config_choose_the_document_encoder(tmp_path, capsys):
     for value in (True, False, None):
         config = PipelineConfig(knowledge=KnowledgeConfig(path=str(tmp_path / "cfg"), int8=value))
         assert Pipeline(config).build_knowledge().int8 is value
+
+
+def test_a_store_keeps_the_document_encoder_it_was_built_with(tmp_path):
+    """Files added later to a store are encoded as its first ones were, unless the caller says otherwise."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("The pump warranty lasts two years from delivery.")
+    Index(tmp_path / "fp32", "keep", int8=False).add(folder, progress=False)
+    (folder / "b.txt").write_text("Lighthouses guide ships along the rocky northern coast at night.")
+    later = Index(tmp_path / "fp32", "keep")  # no choice: the store's own
+    later.add(folder, progress=False)
+    assert later.int8 is False and later._collection().metadata["dca:int8"] is False
+    assert _stored_vs_fp32(Index(tmp_path / "fp32", "keep")).min() > 0.99999  # both files in fp32
+    fresh = Index(tmp_path / "default", "keep")
+    fresh.add(folder, progress=False)
+    assert fresh.int8 is True and Index(tmp_path / "default", "keep")._collection().metadata["dca:int8"] is True
