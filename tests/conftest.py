@@ -17,8 +17,17 @@ DATA = Path(os.environ.get("DCA_DATA", ROOT.parent / "shared" / "data"))
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+def run_slow() -> bool:
+    """Slow tests (training to a quality bar, about 2 minutes together on 2 cores) run with DCA_SLOW=1,
+    and in CI (CI=true), where they fit the time limit; DCA_SLOW=0 skips them anywhere."""
+    flag = os.environ.get("DCA_SLOW")
+    if flag is not None:
+        return flag == "1"
+    return os.environ.get("CI", "").lower() in ("1", "true")
+
+
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("DCA_SLOW") == "1":
+    if run_slow():
         return
     skip = pytest.mark.skip(reason="slow: trains to a quality bar; run with DCA_SLOW=1 (make test-all)")
     for item in items:
