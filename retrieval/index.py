@@ -129,7 +129,9 @@ class Index:
         if chunk_size < 16 or not 0 <= chunk_overlap < chunk_size:
             raise RetrievalError(f"chunk_size {chunk_size} / chunk_overlap {chunk_overlap}: "
                                  f"need chunk_size >= 16 and 0 <= chunk_overlap < chunk_size")
-        self.path = Path(path).expanduser()
+        # absolute: Chroma keeps one client per path string, so a relative path opened again after a
+        # chdir would reach the first directory's client
+        self.path = Path(path).expanduser().absolute()
         self.collection = collection
         self.embedder = embedder
         self.chunk_size, self.chunk_overlap = chunk_size, chunk_overlap

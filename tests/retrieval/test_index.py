@@ -132,3 +132,18 @@ def test_cli_index_and_search(tmp_path, corpus, capsys):
     assert args.func(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "no such file" in err and "Traceback" not in err
+
+
+def test_a_relative_store_path_opened_from_two_directories_is_two_stores(tmp_path, monkeypatch):
+    """Chroma keeps one client per path string: the store resolves its path, so the same relative
+    path after a chdir opens the new directory's store (it used to reach the first one's client)."""
+    from retrieval import Fact
+
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)
+        idx = Index(".dca/index", "docs", mode="bm25")
+        idx.add_facts([Fact(f"{name}-1", f"net sales of the {name} report: 2019 = 5", {})], doc_id=name)
+        hits = idx.search("net sales", k=5)
+        assert [h.text for h in hits] == [f"net sales of the {name} report: 2019 = 5"]
+        assert idx.path == tmp_path / name / ".dca" / "index"
