@@ -216,10 +216,9 @@ def policy_main(args: argparse.Namespace, policy: FailurePolicy) -> None:
 def _logic(target: str, problems: list[Problem], p: float, kinds: tuple[str, ...], seed: int):
     if not target:
         return ReferencePolicy(problems, p, kinds, seed)
-    from importlib import import_module
+    from dca._lazy import import_attr
 
-    module, _, attr = target.partition(":")
-    return getattr(import_module(module), attr)(problems, p)
+    return import_attr(target)(problems, p)
 
 
 def print_table(rows: list[dict], rates: list[float], lengths: list[int]) -> None:

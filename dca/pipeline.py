@@ -8,7 +8,6 @@ pipeline builds them once, lazily, and hands them to a ``dca.Agent``.
 """
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -95,26 +94,23 @@ class Pipeline:
         checks = []
         for i, name in enumerate(v.checks):
             try:
-                check_factory(name)
+                factory = check_factory(name)
             except ValueError as exc:
                 raise self._error(f"verifier.checks[{i}]", str(exc)) from None
             try:
-                checks.append(make_check(name, v.options.get(name)))
+                checks.append(make_check(name, v.options.get(name), factory))
             except ValueError as exc:
                 raise self._error(f"verifier.options.{name}", str(exc)) from None
         return Verifier(checks=checks, constants=v.constants, lookup_min_score=v.lookup_min_score, policy=policy,
                         rules=v.rules)
 
     def _custom(self, section: str, kind: str, options: dict[str, Any]):
-        module_name, _, attr = kind.partition(":")
-        field = f"{section}.kind"
+        from dca._lazy import import_attr
+
         try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise self._error(field, f"cannot import module {module_name!r} ({exc})") from None
-        factory = getattr(module, attr, None)
-        if factory is None:
-            raise self._error(field, f"module {module_name!r} has no attribute {attr!r}")
+            factory = import_attr(kind)
+        except ValueError as exc:
+            raise self._error(f"{section}.kind", str(exc)) from None
         try:
             return factory(**options)
         except TypeError as exc:

@@ -114,6 +114,9 @@ def content_words(text: str) -> set[str]:
 
 # --------------------------------------------------------------------------- grounding pool
 
+# Pool sources a step may use without the task or the evidence stating the number.
+ALLOWED_SOURCES = ("constant", "unit")
+
 
 @dataclass
 class NumberPool:
@@ -133,6 +136,10 @@ class NumberPool:
 
     def has(self, x: float) -> bool:
         return _key(x) in self.values
+
+    def source(self, x: float) -> str | None:
+        """Where ``x`` was first found: an evidence id, "task", "unit", "constant"; None if nowhere."""
+        return self.values.get(_key(x))
 
     def unit(self, x: float) -> str | None:
         """The one unit ``x`` has wherever it appears, or None when unknown or ambiguous."""
@@ -313,7 +320,7 @@ class Grounded:
             return Verdict.failed(self.name, f"operand {format_value(x)} is not in the task, the evidence, "
                                              f"an earlier step or the allowed constants")
         if step.target == ANSWER and not ctx.parsed.names and not ctx.parsed.calls and \
-                all(pool.values.get(_key(x)) in ("constant", "unit") for x in ctx.parsed.numbers):
+                all(pool.source(x) in ALLOWED_SOURCES for x in ctx.parsed.numbers):
             return Verdict.failed(self.name, f"the answer uses only constants "
                                              f"({', '.join(format_value(x) for x in ctx.parsed.numbers)}); it must "
                                              f"build on the task, the evidence or an earlier step")
@@ -431,8 +438,7 @@ def _unit(node: Any, pool: NumberPool, names: dict[str, str | None], lookup_unit
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             return None
-        src = pool.values.get(_key(node.value), "")
-        return "pure" if src in ("constant", "unit") else pool.unit(node.value)
+        return "pure" if pool.source(node.value) in ALLOWED_SOURCES else pool.unit(node.value)
     if isinstance(node, ast.Name):
         return names.get(node.id)
     if isinstance(node, ast.UnaryOp):
@@ -569,14 +575,15 @@ class Computed:
     name = "computed"
 
     def __call__(self, step: Step, ctx: CheckContext) -> Verdict:
-        if step.target != ANSWER or ctx.parsed is None or not _ASKS_COMPUTATION.search(ctx.task):
+        asked = _ASKS_COMPUTATION.search(ctx.task) if step.target == ANSWER and ctx.parsed is not None else None
+        if asked is None:
             return Verdict.passed(self.name)
         if _ASKS_WHICH.search(ctx.task):
             return Verdict.passed(self.name)  # "in which year was the ratio larger?" names, not computes
         copied = _copied(ctx.parsed.tree, {s.target: s for s in ctx.steps}, ctx)
         if copied is None or any(n.is_year and n.value == copied for n in find_numbers(ctx.task)):
             return Verdict.passed(self.name)
-        cue = _ASKS_COMPUTATION.search(ctx.task).group(0).lower()
+        cue = asked.group(0).lower()
         for e in ctx.evidence:  # the page itself states the result ("Revenue: % change = 1.6")
             if re.search(_cue_pattern(cue), e.text, re.I) and any(abs(n.value) == abs(copied)
                                                                    for n in find_numbers(e.text)):
@@ -593,7 +600,7 @@ def _copied(node: Any, steps: dict[str, Step], ctx: CheckContext, depth: int = 0
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd):
         node = node.operand
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-        return float(node.value) if ctx.pool.values.get(_key(node.value)) not in (None, "constant", "unit") else None
+        return float(node.value) if ctx.pool.source(node.value) not in (None, *ALLOWED_SOURCES) else None
     if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "lookup":
         return None  # what a lookup returns is judged by lookup_relevant; its value is shown by the step
     if isinstance(node, ast.Name) and node.id in steps and depth < 8:
@@ -660,13 +667,12 @@ class StepScore:
 
 
 def _resolve(target: str, options: dict[str, Any]) -> Any:
-    from importlib import import_module
+    from dca._lazy import import_attr
 
-    module, _, attr = target.partition(":")
     try:
-        obj = getattr(import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"step_scorer: cannot load {target!r} ({exc})") from None
+        obj = import_attr(target)
+    except ValueError as exc:
+        raise ValueError(f"step_scorer: cannot load {target!r}: {exc}") from None
     if isinstance(obj, type) or options:
         obj = obj(**options)
     return obj
@@ -699,15 +705,12 @@ def check_factory(name: str) -> Callable[..., Check]:
     if name in CHECKS:
         return CHECKS[name]
     if ":" in name:
-        from importlib import import_module
+        from dca._lazy import import_attr
 
-        module, _, attr = name.partition(":")
         try:
-            factory = getattr(import_module(module), attr)
-        except ImportError as exc:
-            raise ValueError(f"check {name!r}: cannot import module {module!r} ({exc})") from None
-        except AttributeError:
-            raise ValueError(f"check {name!r}: module {module!r} has no attribute {attr!r}") from None
+            factory = import_attr(name)
+        except ValueError as exc:
+            raise ValueError(f"check {name!r}: {exc}") from None
         if not callable(factory):
             raise ValueError(f"check {name!r} is not a class or a function that makes a check")
         return factory
@@ -718,9 +721,11 @@ def check_factory(name: str) -> Callable[..., Check]:
     raise ValueError(f"unknown check {name!r}; {hint}known: {', '.join(CHECKS)}, or 'package.module:ClassName'")
 
 
-def make_check(name: str, options: dict[str, Any] | None = None) -> Check:
-    """A check built from its pipeline name and options (``ValueError`` when it cannot be)."""
-    factory = check_factory(name)
+def make_check(name: str, options: dict[str, Any] | None = None,
+               factory: Callable[..., Check] | None = None) -> Check:
+    """A check built from its pipeline name (or its already resolved ``factory``) and options
+    (``ValueError`` when it cannot be)."""
+    factory = factory or check_factory(name)
     try:
         check = factory(**(options or {}))
     except TypeError as exc:

@@ -97,6 +97,10 @@ class _Trace:
         self.stated: list[float | None] = []
         self.warnings: list[str] = []
 
+    def names(self) -> dict[float, str]:
+        """Each stated value -> the latest step name that computed it."""
+        return {s: f"x{i + 1}" for i, s in enumerate(self.stated) if s is not None}
+
     def add(self, expr: str, stated: float | None = None) -> str:
         name = f"x{len(self.lines) + 1}"
         self.lines.append(f"{name} = {expr}")
@@ -349,8 +353,9 @@ class _HeadArithmetic:
 
     def given(self, x: float) -> bool:
         """Is ``x`` stated by the question (not only an allowed constant or unit factor) or an earlier result?"""
-        source = self.pool.values.get(round(abs(x), 6))
-        return (source is not None and source not in ("constant", "unit")) or self.known(x, None, pool=False)
+        from dca.verifier import ALLOWED_SOURCES
+
+        return self.pool.source(x) not in (None, *ALLOWED_SOURCES) or self.known(x, None, pool=False)
 
     def explain(self, tree: ast.expr, line: str, result: float | None) -> bool:
         """Add steps deriving the unknown literals of ``tree`` (never from ``result``, what the step
@@ -363,7 +368,7 @@ class _HeadArithmetic:
             # a bare number the question does not state is derived even when it is an allowed constant
             if (node is tree and not self.given(x)) or not self.known(x, tree):
                 exclude = result if node is not tree else None
-                if self.derive(float(node.value), line, exclude) and node is tree:
+                if self.derive(x, line, exclude) and node is tree:
                     return True
         return False
 
@@ -414,7 +419,7 @@ class _HeadArithmetic:
 
     def _add(self, parts: tuple[float, str, float], value: float) -> None:
         a, op, b = parts
-        latest = {s: f"x{i + 1}" for i, s in enumerate(self.trace.stated) if s is not None}
+        latest = self.trace.names()
         text = f"{latest.get(a, format_value(a, 12))} {op} {latest.get(b, format_value(b, 12))}"
         self.trace.add(text, value)
         self.trees.append(ast.parse(text, mode="eval").body)
@@ -478,8 +483,7 @@ def _num(x: float) -> int | float:
 def _link_earlier(tree: ast.expr, trace: _Trace) -> str:
     """The step text of ``tree``, every literal that repeats an earlier step's value replaced by
     that step's name (the latest one)."""
-    latest = {s: f"x{i + 1}" for i, s in enumerate(trace.stated) if s is not None}
-    return _render(tree, names=latest)
+    return _render(tree, names=trace.names())
 
 
 # --------------------------------------------------------------------------- FinQA
