@@ -151,3 +151,39 @@ def test_a_store_keeps_the_document_encoder_it_was_built_with(tmp_path):
     fresh = Index(tmp_path / "default", "keep")
     fresh.add(folder, progress=False)
     assert fresh.int8 is True and Index(tmp_path / "default", "keep")._collection().metadata["dca:int8"] is True
+
+
+def test_exported_graphs_are_fused_and_the_int8_copy_has_signed_weights():
+    """The ONNX graphs run onnxruntime's fused transformer kernels, and the int8 copy quantises them
+    with signed weights (the fast u8s8 kernels); both still embed like the PyTorch model."""
+    import onnx
+
+    from retrieval.models import _export_onnx, int8_encoder
+
+    model = load_embedder("all-MiniLM-L6-v2")
+    fp32_ops = {n.op_type for n in onnx.load(str(_export_onnx(model, resolve_model("all-MiniLM-L6-v2")))).graph.node}
+    assert {"Attention", "SkipLayerNormalization"} <= fp32_ops and "Softmax" not in fp32_ops
+    encoder = int8_encoder("all-MiniLM-L6-v2")
+    graph = onnx.load(encoder.session._model_path)
+    assert {"QAttention", "MatMulInteger"} <= {n.op_type for n in graph.graph.node}
+    fed = {n.input[1] for n in graph.graph.node if n.op_type in ("MatMulInteger", "QAttention")}
+    weights = [t for t in graph.graph.initializer if t.name in fed]
+    assert len(weights) >= 6 * 3 and all(t.data_type == onnx.TensorProto.INT8 for t in weights)
+
+
+def test_an_int8_copy_that_drifts_is_refused_and_indexing_falls_back_to_fp32(tmp_path, monkeypatch, caplog):
+    import retrieval.models as models
+
+    monkeypatch.setattr(models, "_INT8_ENCODERS", {})
+    monkeypatch.setattr(models, "INT8_MIN_COSINE", 0.99999)  # stricter than 8-bit weights can meet
+    with pytest.raises(RetrievalError, match="drifts from the model"):
+        models.int8_encoder("all-MiniLM-L6-v2")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("The pump warranty lasts two years from delivery.")
+    with pytest.raises(RetrievalError, match="int8 encoder for"):
+        Index(tmp_path / "asked", "drift", int8=True).add(folder, progress=False)
+    fallback = Index(tmp_path / "default", "drift")
+    assert fallback.add(folder, progress=False).added == 1
+    assert "indexing in fp32" in caplog.text and fallback._collection().metadata["dca:int8"] is False
+    assert _stored_vs_fp32(fallback).min() > 0.99999
