@@ -131,7 +131,7 @@ def _two_rows(shape: str, rows: list, ev: Evidence, cells: list[Cell], label: st
     if shape == "return_gap":
         text = rng.choice(TEMPLATES[shape]).format(L=label, L2=label2, c1=last.column)
         return SynthQuestion(text, shape, [last, cells2[-1]], [ev.id, ev2.id])
-    text = rng.choice(TEMPLATES[shape]).format(L=label, L2=label2, c1=first.column, c2=last.column)
     a, b = (first, last) if not (first.years and last.years and first.years[0] < last.years[0]) else (last, first)
     c, d = (cells2[0], cells2[-1]) if a is first else (cells2[-1], cells2[0])
+    text = rng.choice(TEMPLATES[shape]).format(L=label, L2=label2, c1=a.column, c2=b.column)  # from b to a
     return SynthQuestion(text, shape, [a, b, c, d], [ev.id, ev2.id])

@@ -69,3 +69,22 @@ def test_synthetic_questions_cover_the_new_shapes(finqa_train):
     assert len(made["change_gap"].operands) == 4 and len(made["row_sum"].operands) >= 3
     first = made["change_ratio_first"].operands
     assert first[0].years and first[1].years and first[0].years[0] <= first[1].years[0]  # A is the earlier year
+
+
+def test_change_gap_questions_run_from_the_earlier_column_to_the_later(finqa_train):
+    """The question's "from X to Y" names the earlier year first, whichever order the table's columns are in."""
+    import random
+
+    from agents.docqa.synth import synth_questions
+
+    rng = random.Random(1)
+    seen = 0
+    for p in list(finqa_train.problems("train"))[:60]:
+        for q in synth_questions(p.evidence, rng, 12):
+            if q.shape != "change_gap" or not (q.operands[0].years and q.operands[1].years):
+                continue
+            later, earlier = q.operands[0], q.operands[1]
+            assert later.years[0] >= earlier.years[0]
+            assert f"from {earlier.column} to {later.column}" in q.question, q.question
+            seen += 1
+    assert seen >= 3
