@@ -184,7 +184,7 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=0, help="tune/report on at most this many queries each (0: all)")
     ap.add_argument("--quick", action="store_true", help="same as --docs 300 --queries 60: a smoke run")
     ap.add_argument("--throughput-docs", type=int, default=200, help="documents in the throughput comparison")
-    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds per throughput contender (best counts)")
+    ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds per throughput contender (best counts)")
     ap.add_argument("--int8-docs", type=int, default=0,
                     help="also an exact-search int8-vs-fp32 check on a corpus subset of this many documents "
                          "(0: skip it; the quality half measures int8 on the whole corpus)")
@@ -338,6 +338,12 @@ def throughput(args, corpus: list[dict], docs: Path, work: Path, tag: str, model
     tp["dca_int8_vs_raw_encode"] = round(tp["dca_index_int8_chunks_per_s"] / tp["raw_encode_chunks_per_s"], 3)
     tp["dca_int8_vs_raw_encode_int8"] = round(tp["dca_index_int8_chunks_per_s"] / tp["raw_encode_int8_chunks_per_s"], 3)
     tp["dca_int8_vs_llama_index_docs"] = round(tp["dca_index_int8_docs_per_s"] / tp["llama_index_docs_per_s"], 3)
+    # paired: the two contenders of one round ran back to back, so a slow spell of the shared host
+    # mostly hits both; the median of the per-round ratios is the steadier figure
+    for a, b in (("dca_index_int8", "llama_index"), ("dca_index_int8", "raw_encode"), ("dca_index", "raw_encode")):
+        per_round = [tb / ta for ta, tb in zip(times[a], times[b])]
+        tp[f"paired_{a}_vs_{b}"] = {"median": round(statistics.median(per_round), 3),
+                                    "rounds": [round(x, 3) for x in per_round]}
     return tp
 
 
@@ -524,7 +530,9 @@ def print_table(results: dict) -> None:
     for name in ("raw_encode", "dca_index", "llama_index", "raw_encode_int8", "dca_index_int8"):
         if f"{name}_chunks_per_s" in tp:
             print(f"| {name} | {tp[f'{name}_chunks_per_s']} | {tp.get(f'{name}_docs_per_s', '')} |")
-    print(", ".join(f"{k} {v}x" for k, v in tp.items() if "_vs_" in k))
+    print(", ".join(f"{k} {v}x" for k, v in tp.items() if "_vs_" in k and not k.startswith("paired_")))
+    print("paired per-round ratios (median): " + ", ".join(
+        f"{k[len('paired_'):]} {v['median']}x {v['rounds']}" for k, v in tp.items() if k.startswith("paired_")))
     check = results.get("int8_check", {})
     if "dense_int8" in check:
         print(f"int8 vs fp32 document vectors ({check['docs']} docs, {check['chunks']} chunks, exact dense search): "
