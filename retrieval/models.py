@@ -96,11 +96,11 @@ class QueryEncoder:
     ``$DCA_HOME/onnx``). The same class runs the int8 copy that encodes documents in batches.
     """
 
-    def __init__(self, model: Any, onnx_path: Path):
+    def __init__(self, model: Any, onnx_path: Path, threads: int = 2, workers: int = 1):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 2
+        opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # idle onnxruntime threads spin by default, starving PyTorch work (a reranker) that follows;
@@ -109,14 +109,33 @@ class QueryEncoder:
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.model = model
+        self.workers = max(1, workers)  # batches ``map`` runs side by side, a session each
+        self._sessions: Any = None
+        self._path, self._opts = str(onnx_path), opts
+        self._pool: Any = None
 
-    def __call__(self, texts: list[str]) -> Any:
+    def tokenize(self, texts: list[str]) -> Any:
+        return self.model.tokenizer(texts, padding=True, truncation=True, max_length=self.model.max_seq_length,
+                                    return_tensors="np")
+
+    def forward(self, tok: Any, session: Any = None) -> Any:
+        """The transformer's token states; onnxruntime releases the GIL, so calls can overlap."""
+        import numpy as np
+
+        return (session or self.session).run(None, {k: tok[k].astype(np.int64) for k in self.inputs})[0]
+
+    def _forward_pooled(self, tok: Any) -> Any:
+        session = self._sessions.get()
+        try:
+            return self.forward(tok, session)
+        finally:
+            self._sessions.put(session)
+
+    def finish(self, hidden: Any, tok: Any) -> Any:
+        """The model's own pooling (and any later modules) on the token states, then unit length."""
         import numpy as np
         import torch
 
-        tok = self.model.tokenizer(texts, padding=True, truncation=True, max_length=self.model.max_seq_length,
-                                   return_tensors="np")
-        hidden = self.session.run(None, {k: tok[k].astype(np.int64) for k in self.inputs})[0]
         features = {"token_embeddings": torch.from_numpy(hidden),
                     "attention_mask": torch.from_numpy(tok["attention_mask"].astype(np.int64))}
         with torch.inference_mode():
@@ -124,6 +143,42 @@ class QueryEncoder:
                 features = module(features)
         out = features["sentence_embedding"].numpy().astype(np.float32)
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def __call__(self, texts: list[str]) -> Any:
+        tok = self.tokenize(texts)
+        return self.finish(self.forward(tok), tok)
+
+    def map(self, batches: list[list[str]]) -> list[Any]:
+        """Embeddings of several batches, up to ``workers`` of them in the session at once.
+
+        Tokenising and pooling stay on the calling thread (a fast tokenizer must not be called from
+        two threads at once); only ``forward`` runs in the pool.
+        """
+        if self.workers == 1 or len(batches) < 2:
+            return [self(b) for b in batches]
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._pool is None:
+            import queue
+
+            import onnxruntime as ort
+
+            # a session per worker: two runs in one session measured slower than one run each in two
+            self._sessions = queue.SimpleQueue()
+            self._sessions.put(self.session)
+            for _ in range(self.workers - 1):
+                self._sessions.put(ort.InferenceSession(self._path, self._opts, providers=["CPUExecutionProvider"]))
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dca-encode")
+        out: list[Any] = []
+        running: list[tuple[Any, Any]] = []
+        for batch in batches:
+            tok = self.tokenize(batch)
+            running.append((self._pool.submit(self._forward_pooled, tok), tok))
+            if len(running) > self.workers:
+                future, done = running.pop(0)
+                out.append(self.finish(future.result(), done))
+        out.extend(self.finish(future.result(), done) for future, done in running)
+        return out
 
 
 _QUERY_ENCODERS: dict[str, Any] = {}
@@ -229,6 +284,13 @@ def _fuse(graph: Path, config: Any) -> bool:
 
 
 _INT8_ENCODERS: dict[str, Any] = {}
+
+
+def _cores() -> int:
+    try:
+        return max(1, min(8, len(os.sched_getaffinity(0))))
+    except AttributeError:  # not on Linux
+        return max(1, min(8, os.cpu_count() or 1))
 INT8_MIN_COSINE = 0.97
 
 
@@ -276,7 +338,9 @@ def int8_encoder(name: str) -> Any:
             finally:
                 root.setLevel(level)
             os.replace(tmp, out)
-        encoder = QueryEncoder(model, out)
+        # one thread per batch and a batch per core: on 2 cores 1.2x the throughput of one batch
+        # at a time on two threads (each operator's threads wait for each other)
+        encoder = QueryEncoder(model, out, threads=1, workers=_cores())
         probe = ["dca indexes a user's own documents.", "Revenue rose 12% to $4.1 million in 2019, "
                  "driven by higher volumes in the services segment and lower costs."]
         agreement = float((encoder(probe) * embed(model, probe)).sum(1).min())
@@ -287,15 +351,15 @@ def int8_encoder(name: str) -> Any:
     return _INT8_ENCODERS[path]
 
 
-def embed_with(encoder: Any, texts: list[str], batch_size: int = 32) -> Any:
-    """Unit-length embeddings from a ``QueryEncoder``-style callable, batched by length (less padding)."""
+def embed_with(encoder: Any, texts: list[str], batch_size: int = 8) -> Any:
+    """Unit-length embeddings from a ``QueryEncoder``, batched by length (less padding). Small
+    batches keep every worker of the encoder busy to the end (8: 35 chunks/s on 2 cores, 32: 33)."""
     import numpy as np
 
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    groups = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
     out = np.zeros((len(texts), 0), dtype=np.float32)
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        vecs = encoder([texts[i] for i in idx])
+    for idx, vecs in zip(groups, encoder.map([[texts[i] for i in idx] for idx in groups])):
         if out.shape[1] == 0:
             out = np.zeros((len(texts), vecs.shape[1]), dtype=np.float32)
         out[idx] = vecs

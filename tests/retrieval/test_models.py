@@ -187,3 +187,24 @@ def test_an_int8_copy_that_drifts_is_refused_and_indexing_falls_back_to_fp32(tmp
     assert fallback.add(folder, progress=False).added == 1
     assert "indexing in fp32" in caplog.text and fallback._collection().metadata["dca:int8"] is False
     assert _stored_vs_fp32(fallback).min() > 0.99999
+
+
+def test_int8_batches_run_side_by_side_and_come_back_in_order():
+    """The document encoder spreads batches over its workers (a session each); the vectors are the
+    ones the same batches give one at a time, in the caller's order. (Same batches: dynamic int8
+    quantises a batch's activations with one scale, so a text's vector depends a little on its batch.)"""
+    from retrieval.models import embed_with, int8_encoder
+
+    encoder = int8_encoder("all-MiniLM-L6-v2")
+    texts = [f"Report {i}: revenue rose {i * 3} percent" + " in the services segment" * (i % 5) for i in range(37)]
+    workers = encoder.workers
+    try:
+        encoder.workers = 1
+        serial = embed_with(encoder, texts, batch_size=4)
+        encoder.workers = 3  # more workers than this machine may have cores: order must still hold
+        side_by_side = embed_with(encoder, texts, batch_size=4)
+    finally:
+        encoder.workers = workers
+    assert side_by_side.shape == serial.shape == (37, 384)
+    assert np.allclose(side_by_side, serial, atol=1e-6)
+    assert float((serial[0] * serial[1:]).sum(1).max()) < 0.999  # distinct texts, not one vector repeated
