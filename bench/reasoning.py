@@ -6,7 +6,8 @@
 Sections (``--sections`` picks some):
 - rl: held-out greedy accuracy of the SFT policy vs SFT+GRPO, synthetic (held-out templates) and countdown;
 - scaling: accuracy against policy samples (1..64) per search strategy, on the same problems;
-- countdown4: countdown with 4 numbers solved within 64 samples (exact check) and by majority vote;
+- countdown4: countdown with 4 numbers solved within 64 samples (exact check) and by majority vote, for
+  whole traces from the policy alone and for stepwise sampling with the interpreter's values in the context;
 - gsm8k: GSM8K dev (a fixed part of train.jsonl held out of training), greedy and best strategy;
 - throughput: HF vs plain-torch training and generation speed (``bench/lm_throughput.py``).
 
@@ -142,43 +143,55 @@ def scaling_section(policy: str, scorer: str, size: dict) -> dict:
     return out
 
 
-def countdown4_section(policy: str, size: dict) -> dict:
+def countdown4_section(policy: str, size: dict, modes: list[str], temperature: float = 1.0) -> dict:
     """Countdown with 4 numbers: any of 64 samples exactly right (the check is exact, so a verifier in
-    the loop finds it), and majority vote over the same samples."""
+    the loop finds it), and majority vote over the same samples. Per sampling mode: ``whole`` traces
+    written by the policy alone, or ``stepwise`` with the interpreter's value of each step written
+    back into the context (``dca.reasoning.tasks.countdown.sample_with_values``)."""
     from dca.abilities import ProposeRequest
     from dca.reasoning.policy import LMPolicy
     from dca.reasoning.search import Budget, Sampler, TraceChecker, answer_key
     from dca.reasoning.tasks import get_family
+    from dca.reasoning.tasks.countdown import sample_with_values
 
     fam = get_family("countdown", min_numbers=4, max_numbers=4)
     items = list(fam.problems("dev", n=size["countdown_n"]))
-    lm = LMPolicy(policy, max_trace_tokens=96)
+    lm = LMPolicy(policy, max_trace_tokens=192)  # room for traces that state values in comments
     sampler, checker = Sampler(lm), TraceChecker()
-    solved = voted = 0
-    for i, p in enumerate(items):
-        draws = sampler.draw([ProposeRequest(task=p.question, evidence=[], steps=[])], 64, 1.0, i, True,
-                             Budget(64))[0]
-        votes: dict[str, list] = {}
-        hit = False
-        for d in draws:
-            ok = fam.score(p, d.lines)
-            hit = hit or ok
-            try:
-                done = []
-                for line in d.lines:
-                    step, _ = checker.step(p.question, [], done, line)
-                    if step.verdict is None or not step.verdict.ok:
-                        raise ValueError
-                    done.append(step)
-                votes.setdefault(answer_key(done[-1].value), []).append(ok)
-            except (ValueError, IndexError):
-                continue
-        solved += hit
-        if votes:
-            best = max(votes.values(), key=len)
-            voted += any(best)
-    return {"policy": policy, "problems": len(items), "solved_within_64": solved / max(1, len(items)),
-            "majority_vote_64": voted / max(1, len(items))}
+    out: dict = {"policy": policy, "problems": len(items), "temperature": temperature}
+    for mode in modes:
+        solved = voted = 0
+        t0 = time.perf_counter()
+        for i, p in enumerate(items):
+            if mode == "stepwise":
+                traces = sample_with_values(lm, p, 64, temperature, seed=i)
+            else:
+                traces = [d.lines for d in sampler.draw([ProposeRequest(task=p.question, evidence=[], steps=[])], 64,
+                                                         temperature, i, True, Budget(64))[0]]
+            votes: dict[str, list] = {}
+            hit = False
+            for lines in traces:
+                ok = fam.score(p, lines)
+                hit = hit or ok
+                try:
+                    done = []
+                    for line in lines:
+                        step, _ = checker.step(p.question, [], done, line)
+                        if step.verdict is None or not step.verdict.ok:
+                            raise ValueError
+                        done.append(step)
+                    votes.setdefault(answer_key(done[-1].value), []).append(ok)
+                except (ValueError, IndexError):
+                    continue
+            solved += hit
+            if votes:
+                best = max(votes.values(), key=len)
+                voted += any(best)
+        key = "" if mode == "whole" else f"_{mode}"
+        out[f"solved_within_64{key}"] = solved / max(1, len(items))
+        out[f"majority_vote_64{key}"] = voted / max(1, len(items))
+        out[f"seconds{key}"] = round(time.perf_counter() - t0, 1)
+    return out
 
 
 def gsm8k_section(policy: str, size: dict) -> dict:
@@ -259,8 +272,11 @@ def table(report: dict) -> str:
                 rows.append(f"{s:<18}" + "".join(f"{sc[s][str(b)]['accuracy']:>8.1%}" for b in budgets))
     if "countdown4" in report:
         c = report["countdown4"]
-        rows.append(f"\ncountdown-4 ({c['problems']} problems, {c.get('policy')}): solved within 64 samples {c['solved_within_64']:.1%}, "
-                    f"majority vote of 64 {c['majority_vote_64']:.1%}")
+        rows.append(f"\ncountdown-4 ({c['problems']} problems, {c.get('policy')}, temperature {c.get('temperature', 1.0):g})")
+        rows.append(f"{'sampling':<44}{'solved@64':>10}{'vote@64':>10}")
+        for key, name in (("", "whole traces (policy alone)"), ("_stepwise", "stepwise, interpreter values in context")):
+            if f"solved_within_64{key}" in c:
+                rows.append(f"{name:<44}{c[f'solved_within_64{key}']:>10.1%}{c[f'majority_vote_64{key}']:>10.1%}")
     if "gsm8k" in report:
         g = report["gsm8k"]
         if "skipped" in g:
@@ -286,6 +302,10 @@ def main() -> int:
     ap.add_argument("--rl-steps", type=int, help="GRPO steps (default: 40 quick, 300 full); a rerun resumes")
     ap.add_argument("--eval-n", type=int, help="held-out problems per set for greedy accuracy (default: 40 quick)")
     ap.add_argument("--countdown-n", type=int, help="countdown-4 problems for the 64-sample check (default: 20 quick)")
+    ap.add_argument("--countdown-policy", help="policy for the countdown4 section (default: the search policy)")
+    ap.add_argument("--countdown-temperature", type=float, default=1.0, help="sampling temperature of the 64 samples")
+    ap.add_argument("--countdown-modes", default="whole,stepwise",
+                    help="countdown4 sampling: whole (policy alone), stepwise (interpreter values in context)")
     ap.add_argument("--search-policy", help="policy for the search sections (default: the GRPO result)")
     ap.add_argument("--rl-lr", type=float, default=1e-4)
     ap.add_argument("--rl-temperature", type=float, default=0.7)
@@ -320,6 +340,8 @@ def main() -> int:
           "reward_valid": args.rl_valid, "reward_format": args.rl_format, "scale": args.rl_scale,
           "prompts": args.rl_prompts}
     sections = set(args.sections.split(","))
+    if not set(args.countdown_modes.split(",")) <= {"whole", "stepwise"}:
+        ap.error(f"--countdown-modes: expected whole and/or stepwise, got {args.countdown_modes!r}")
     work = Path(args.work) / mode
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / "reasoning.json"
@@ -341,7 +363,8 @@ def main() -> int:
     trained = args.search_policy or trained
     report["searched_policy"] = trained
     if "countdown4" in sections:
-        report["countdown4"] = countdown4_section(trained, size)
+        report["countdown4"] = countdown4_section(args.countdown_policy or trained, size,
+                                                  args.countdown_modes.split(","), args.countdown_temperature)
         save()
     if "gsm8k" in sections:
         report["gsm8k"] = gsm8k_section(trained, size)

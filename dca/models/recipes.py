@@ -1,7 +1,8 @@
 """The recipes behind ``dca:<name>`` models: what each is trained on, for how long, from which seed.
 
-``configs/train_policy.yaml``, ``configs/train_wording.yaml`` and ``configs/train_reasoner.yaml`` state
-those recipes in the form ``dca train sft --config`` reads (a test keeps them equal to the ones here).
+``configs/train_policy.yaml``, ``configs/train_wording.yaml``, ``configs/train_reasoner.yaml`` and
+``configs/train_countdown.yaml`` state those recipes in the form ``dca train sft --config`` reads (tests
+keep them equal to the ones here).
 """
 from __future__ import annotations
 
@@ -67,6 +68,25 @@ def _tiny_reasoner() -> "SFTConfig":
     )
 
 
+def _countdown_reasoner() -> "SFTConfig":
+    from dca.reasoning.sft import DataSource, SFTConfig
+
+    # countdown only: several solver-found solutions per instance (a proposal distribution over valid
+    # solutions); every step states its value, the move that would finish from it and the operands
+    # left, which sampling with the interpreter in the loop (countdown.sample_with_values) fills in
+    four = {"min_numbers": 4, "max_numbers": 4}
+    return SFTConfig(
+        kind="policy", init="tiny", seed=0, threads=1,
+        data=[DataSource("countdown", "train", n=30000, options={**four, "solutions": 4, "needs": True, "left": True}),
+              DataSource("countdown", "train", n=4000, seed=1,
+                         options={"min_numbers": 3, "max_numbers": 3, "solutions": 2, "needs": True, "left": True})],
+        dev=[DataSource("countdown", "dev", options={**four, "solutions": 1, "needs": True, "left": True})],
+        comments=True,  # numbers written as they are (no n1, n2, ...): the comments list them that way
+        steps=2400, batch_tokens=4096, lr=2e-3, min_lr=2e-4, warmup=30, max_len=256,
+        eval_every=400, checkpoint_every=200, log_every=50, eval_n=100, out_dir="runs/countdown-reasoner",
+    )
+
+
 def _micro_policy() -> "SFTConfig":
     from dca.reasoning.sft import DataSource, SFTConfig
 
@@ -97,6 +117,7 @@ RECIPES: dict[str, Recipe] = {
     "tiny-policy": Recipe("tiny-policy", 10, _tiny_policy),
     "tiny-wording": Recipe("tiny-wording", 3, _tiny_wording),
     "tiny-reasoner": Recipe("tiny-reasoner", 15, _tiny_reasoner),
+    "countdown-reasoner": Recipe("countdown-reasoner", 30, _countdown_reasoner),
     "micro-policy": Recipe("micro-policy", 0.5, _micro_policy),
     "micro-wording": Recipe("micro-wording", 0.5, _micro_wording),
 }

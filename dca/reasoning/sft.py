@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -52,6 +53,7 @@ class SFTConfig:
     max_fact_chars: int = 200
     max_numbers: int = 0  # > 0: the prompt lists its numbers as step literals (see PromptFormat)
     refs: bool = False  # steps name the listed numbers n1, n2, ... (the policy writes the numbers back)
+    comments: bool = False  # policy completions keep the gold steps' trailing comments (stated values)
     supervise_from: str = ""  # also train on the prompt from its last line starting with this text
     max_len: int = 512  # tokens; longer pairs are skipped (and counted)
     steps: int = 1000
@@ -187,8 +189,39 @@ def load_sft_config(path: str | Path) -> SFTConfig:
 def _policy_examples(problems: Sequence[Any], config: SFTConfig) -> list[Example]:
     from dca.reasoning.prompt import policy_example
 
-    pairs = (policy_example(p, config.prompt_format) for p in problems)
-    return [p for p in pairs if p is not None]
+    pairs = [(p, policy_example(p, config.prompt_format)) for p in problems]
+    if config.comments:
+        return [(pair[0], _commented_completion(p, config.prompt_format)) for p, pair in pairs if pair is not None]
+    return [pair for _, pair in pairs if pair is not None]
+
+
+def _commented_completion(problem: Any, fmt: PromptFormat) -> str:
+    """The gold trace as the policy writes it (listed numbers as n1, n2, ... under ``refs``) with its
+    trailing comments kept, e.g. the intermediate values a countdown trace states."""
+    from dca.reasoning.prompt import problem_facts, prompt_numbers, to_refs
+    from dca.reasoning.steps import _split_comment
+
+    if not fmt.refs:
+        return "".join(ln.strip() + "\n" for ln in problem.gold if ln.strip())
+    numbers = prompt_numbers(problem.question, problem_facts(problem, fmt), fmt)
+    out = []
+    for line in (ln.strip() for ln in problem.gold if ln.strip()):
+        code, comment = _split_comment(line)
+        out.append(to_refs(code, numbers) + (f" {comment_refs(comment, numbers)}" if comment else "") + "\n")
+    return "".join(out)
+
+
+_COMMENT_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
+
+
+def comment_refs(comment: str, numbers: Sequence[str]) -> str:
+    """A step's comment as a ``refs`` policy reads it: after the stated value, every number the prompt
+    lists is written as its name (``# 57 (+64) left 29 x1`` -> ``# 57 (+n5) left n2 x1``)."""
+    index = {x: i for i, x in reversed(list(enumerate(numbers, 1)))}
+    head = re.match(r"#\s*\S*", comment)
+    cut = head.end() if head else 0
+    return comment[:cut] + _COMMENT_NUMBER.sub(lambda m: f"n{index[m.group()]}" if m.group() in index else m.group(),
+                                               comment[cut:])
 
 
 def _wording_examples(problems: Sequence[Any], config: SFTConfig) -> list[Example]:

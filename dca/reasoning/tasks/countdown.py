@@ -11,7 +11,7 @@ import random
 from collections import Counter
 from typing import Any, Iterator, Sequence
 
-from dca.reasoning.steps import Interpreter, StepError, values_match
+from dca.reasoning.steps import Interpreter, Limits, StepError, format_value, values_match
 from dca.reasoning.tasks.base import Problem
 from dca.reasoning.tasks.splits import bucket, check_split
 
@@ -26,6 +26,98 @@ SPLITS = {"test": (0.0, 0.1), "dev": (0.1, 0.2), "train": (0.2, 1.0)}
 TARGETS = (10, 999)
 
 
+def _moves(va: int, vb: int) -> list[tuple[str, int]]:
+    """The operations allowed on two whole numbers ``va >= vb`` (whole, positive results) with their values."""
+    out = [("+", va + vb)]
+    if va != vb:
+        out.append(("-", va - vb))
+    if va * vb <= 10_000:
+        out.append(("*", va * vb))
+    if vb > 1 and va % vb == 0:
+        out.append(("/", va // vb))
+    return out
+
+
+def solve_all(numbers: Sequence[int], target: int, limit: int = 2000) -> list[list[str]]:
+    """Every trace (up to ``limit``) that reaches ``target`` from ``numbers`` with the moves the
+    generator makes, found by exhaustive search; the first step whose value is the target is the answer."""
+    found: dict[tuple[str, ...], None] = {}
+
+    def walk(items: list[tuple[str, int]], lines: list[str]) -> None:
+        for i in range(len(items)):
+            for j in range(i + 1, len(items)):
+                (a, va), (b, vb) = items[i], items[j]
+                if va < vb:
+                    (a, va), (b, vb) = (b, vb), (a, va)
+                rest = [it for k, it in enumerate(items) if k not in (i, j)]
+                for op, value in _moves(va, vb):
+                    if len(found) >= limit:
+                        return
+                    if value == target:
+                        found[tuple(lines + [f"answer = {a} {op} {b}"])] = None
+                    elif rest:
+                        name = f"x{len(lines) + 1}"
+                        walk(rest + [(name, value)], lines + [f"{name} = {a} {op} {b}"])
+
+    walk([(str(x), int(x)) for x in numbers], [])
+    return [list(t) for t in found]
+
+
+def value_comment(value: Any, target: float | None = None) -> str:
+    """A step's trailing comment: its value, and with ``target`` what would still reach the target
+    from it in one move (``# 57 (+64)``: 57 + 64 is the target; ``# 242 (-121 /2)``)."""
+    text = f"# {format_value(value)}"
+    if target is None or isinstance(value, bool) or not isinstance(value, (int, float)) or value == target:
+        return text
+    moves = [f"+{format_value(target - value)}"] if value < target else [f"-{format_value(value - target)}"]
+    whole = float(value).is_integer() and float(target).is_integer() and value > 0 and target > 0
+    if whole and target % value == 0:
+        moves.append(f"*{format_value(target // value)}")
+    if whole and value % target == 0:
+        moves.append(f"/{format_value(value // target)}")
+    return f"{text} ({' '.join(moves)})"
+
+
+class TraceState:
+    """What a countdown trace has made so far: each step's value and the operands still unused
+    (given numbers as written, then step names), from which ``values``/``needs``/``left`` comments
+    are written, the same way for training traces and for sampling with the interpreter in the loop."""
+
+    def __init__(self, numbers: Sequence[float], target: float | None = None, left: bool = False,
+                 limits: Limits | None = None):
+        self.interp = Interpreter(limits=limits or Limits())
+        self.env: dict[str, Any] = {}
+        self.pool = [format_value(x) for x in numbers]
+        self.target, self.left = target, left
+
+    def step(self, line: str) -> str | None:
+        """Run one line (``StepError`` if it does not); the comment it gets, None for the answer line."""
+        step = self.interp.parse(line)
+        value = self.env[step.target] = self.interp.run(step, self.env)
+        for used in [format_value(x) for x in step.numbers] + sorted(step.names):
+            if used in self.pool:
+                self.pool.remove(used)
+        if step.target == "answer":
+            return None
+        self.pool.append(step.target)
+        return value_comment(value, self.target) + (f" left {' '.join(self.pool)}" if self.left else "")
+
+
+def with_values(lines: Sequence[str], numbers: Sequence[float] = (), target: float | None = None,
+                left: bool = False) -> list[str]:
+    """The trace with each intermediate step's value, as the interpreter computes it, stated in a
+    trailing comment (``x1 = 25 + 3 # 28``); with ``target`` also the moves that would finish from
+    it (see ``value_comment``), with ``left`` the operands still unused. The answer line is kept."""
+    # the generator's own lines: a roomy time bound, since a garbage-collector pause while tens of
+    # thousands of problems are built can outlast the default 100 ms meant for hostile input
+    state = TraceState(numbers, target, left, Limits(time_limit=10.0))
+    out = []
+    for line in lines:
+        comment = state.step(line)
+        out.append(line if comment is None else f"{line} {comment}")
+    return out
+
+
 def solve_forward(numbers: list[int], rng: random.Random) -> tuple[int, list[str]] | None:
     """Combine (all or all but one of) ``numbers`` at random into a whole-number target; the steps
     that do it, or None when the draw leaves the target range."""
@@ -37,9 +129,7 @@ def solve_forward(numbers: list[int], rng: random.Random) -> tuple[int, list[str
         (a, va), (b, vb) = items[i], items[j]
         if va < vb:
             (a, va), (b, vb) = (b, vb), (a, va)
-        ops = ["+"] + ["-"] * (va != vb) + ["*"] * (va * vb <= 10_000) + ["/"] * (vb > 1 and va % vb == 0)
-        op = rng.choice(ops)
-        value = {"+": va + vb, "-": va - vb, "*": va * vb, "/": va // vb if vb else 0}[op]
+        op, value = rng.choice(_moves(va, vb))
         name = f"x{len(lines) + 1}"
         lines.append(f"{name} = {a} {op} {b}")
         items = [it for k, it in enumerate(items) if k not in (i, j)] + [(name, value)]
@@ -66,15 +156,28 @@ def uses_allowed(lines: Sequence[str], numbers: Sequence[float]) -> bool:
 
 
 class Countdown:
-    """Countdown with 3-4 numbers; splits train/dev/test by a hash of (numbers, target)."""
+    """Countdown with 3-4 numbers; splits train/dev/test by a hash of (numbers, target).
+
+    By default each instance comes with the one random solution it was generated from. For training
+    a proposal distribution: ``solutions=k`` yields an instance up to k times, each with a different
+    solution drawn from all the solver finds (``n`` then counts instances), ``values=True``
+    states each intermediate value in a trailing comment of its step, ``needs=True`` adds to it
+    the one move that would reach the target from there (``# 57 (+64)``) and ``left=True`` the
+    operands still unused (``# 57 (+64) left 29 35 x1``).
+    """
 
     name = "countdown"
     splits = tuple(SPLITS)
 
-    def __init__(self, min_numbers: int = 3, max_numbers: int = 4, default_n: int = 1000):
+    def __init__(self, min_numbers: int = 3, max_numbers: int = 4, default_n: int = 1000, solutions: int = 0,
+                 values: bool = False, needs: bool = False, left: bool = False):
         if not 2 <= min_numbers <= max_numbers <= 6:
             raise ValueError(f"countdown: need 2 <= min_numbers <= max_numbers <= 6, got {min_numbers}..{max_numbers}")
+        if isinstance(solutions, bool) or not isinstance(solutions, int) or solutions < 0:
+            raise ValueError(f"countdown: option 'solutions' must be a whole number >= 0, got {solutions!r}")
         self.min_numbers, self.max_numbers, self.default_n = min_numbers, max_numbers, default_n
+        self.solutions, self.needs, self.left = solutions, bool(needs), bool(left)
+        self.values = bool(values or needs or left)
 
     def problems(self, split: str = "train", n: int | None = None, seed: int = 0) -> Iterator[Problem]:
         check_split(self.name, split, self.splits)
@@ -93,8 +196,16 @@ class Countdown:
                 continue
             text = rng.choice(QUESTIONS).format(target=target, nums=", ".join(str(x) for x in numbers))
             made += 1
-            yield Problem(id=f"countdown-{seed}-{i}", question=text, answer=target, gold=lines, family=self.name,
-                          meta={"numbers": numbers, "target": target, "split": split, "steps": len(lines)})
+            golds = [(f"countdown-{seed}-{i}", lines)]
+            if self.solutions:
+                found = solve_all(numbers, target)
+                picked = random.Random(f"countdown:{seed}:{i}:solutions").sample(found, min(self.solutions, len(found)))
+                golds = [(f"countdown-{seed}-{i}-s{k}", sol) for k, sol in enumerate(picked)]
+            for pid, gold in golds:
+                if self.values:
+                    gold = with_values(gold, numbers, target if self.needs else None, self.left)
+                yield Problem(id=pid, question=text, answer=target, gold=gold, family=self.name,
+                              meta={"numbers": numbers, "target": target, "split": split, "steps": len(gold)})
 
     def score(self, problem: Problem, answer: Any) -> bool:
         """Exact. Given a trace (its lines, a ``Result`` or its steps) it is run and must reach the
@@ -122,3 +233,62 @@ def _lines_of(answer: Any) -> list[str] | None:
     if isinstance(steps, (list, tuple)) and all(isinstance(s, str) or hasattr(s, "text") for s in steps):
         return [s if isinstance(s, str) else s.text for s in steps]
     return None
+
+
+def sample_with_values(policy: Any, problem: Problem, n: int = 64, temperature: float = 1.0, seed: int = 0,
+                       max_steps: int = 5, style: dict[str, bool] | None = None) -> list[list[str]]:
+    """``n`` traces from an ``LMPolicy``, sampled one line at a time with the interpreter in the loop:
+    after each line, the step's value as the interpreter computes it is written into the context as
+    the line's trailing comment (the ``values=True`` trace style), so the policy never has to do the
+    arithmetic itself. A sample ends at its ``answer`` line or its first line that does not run.
+    ``style`` ({"needs": ..., "left": ...}; default: as the policy was trained, see ``trace_style``)
+    picks what else the comments state."""
+    from dca.reasoning.policy import generate
+    from dca.reasoning.prompt import from_refs, prompt_numbers, render_prompt
+    from dca.reasoning.sft import comment_refs, encode_prompt
+    from dca.reasoning.steps import _split_comment
+
+    if "numbers" not in problem.meta:
+        raise ValueError(f"sample_with_values: problem {problem.id!r} has no meta['numbers'] (a countdown problem)")
+    model, tokenizer = policy.load()
+    fmt = policy.format
+    style = trace_style(policy) if style is None else style
+    head = render_prompt(problem.question, [], [], fmt)
+    numbers = prompt_numbers(problem.question, [], fmt) if fmt.refs else []
+    target = problem.answer if style.get("needs") else None
+    states = [TraceState(problem.meta["numbers"], target, bool(style.get("left"))) for _ in range(n)]
+    shown: list[list[str]] = [[] for _ in range(n)]  # as the policy reads them: its own names, true values
+    lines: list[list[str]] = [[] for _ in range(n)]  # as the step language runs them
+    live = list(range(n))
+    for k in range(max_steps):
+        if not live:
+            break
+        prompts = [encode_prompt(head + "".join(ln + "\n" for ln in shown[r]), tokenizer) for r in live]
+        outs = generate(model, tokenizer, prompts, temperature=temperature, seed=seed * 1009 + k,
+                        max_new_tokens=policy.max_new_tokens, until="line", top_k=policy.top_k)
+        still = []
+        for r, out in zip(live, outs):
+            text = _split_comment(out[0][0].split("\n")[0].strip())[0]
+            line = from_refs(text, numbers) if fmt.refs else text
+            lines[r].append(line)
+            try:
+                comment = states[r].step(line)
+            except StepError:
+                continue
+            if comment is not None:
+                shown[r].append(f"{text} {comment_refs(comment, numbers) if fmt.refs else comment}")
+                still.append(r)
+        live = still
+    return lines
+
+
+def trace_style(policy: Any) -> dict[str, bool]:
+    """Which countdown comments (``needs``, ``left``) the policy was trained on, per its ``dca_training.json``."""
+    import json
+    from pathlib import Path
+
+    directory = policy._model_dir() if hasattr(policy, "_model_dir") else None
+    record = Path(directory or "", "dca_training.json")
+    sources = json.loads(record.read_text()).get("config", {}).get("data", []) if directory and record.exists() else []
+    options = [s.get("options") or {} for s in sources if s.get("family") == "countdown"]
+    return {key: any(o.get(key) for o in options) for key in ("needs", "left")}

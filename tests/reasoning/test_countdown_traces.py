@@ -1,0 +1,148 @@
+"""Countdown trace styles for training a proposal distribution: solver-found solutions, stated
+intermediate values, and sampling with the interpreter's values in the context."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dca.reasoning.steps import Interpreter, format_value, parse_step
+from dca.reasoning.tasks import get_family
+from dca.reasoning.tasks.countdown import Countdown, solve_all, solve_forward, value_comment, with_values
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_solver_finds_only_valid_distinct_solutions_including_the_generators_own():
+    fam = Countdown(4, 4)
+    own_found = 0
+    problems = list(fam.problems("train", n=40))
+    for p in problems:
+        found = solve_all(p.meta["numbers"], p.answer)
+        assert found and len({tuple(s) for s in found}) == len(found)
+        assert all(fam.score(p, s) for s in found), p.question
+        assert all(s[-1].startswith("answer = ") for s in found)
+        own_found += p.gold in found
+    assert own_found >= 0.9 * len(problems)  # missed only when an earlier step already hits the target
+    assert solve_all([2, 3], 7) == []
+    assert solve_all([2, 3], 6) == [["answer = 3 * 2"]]
+
+
+def test_several_solutions_per_instance_each_valid_and_counted_by_instance():
+    fam = get_family("countdown", min_numbers=4, max_numbers=4, solutions=3)
+    problems = list(fam.problems("train", n=20))
+    questions = {p.question for p in problems}
+    assert len(questions) == 20 and 20 < len(problems) <= 60
+    for q in questions:
+        golds = [tuple(p.gold) for p in problems if p.question == q]
+        assert len(set(golds)) == len(golds) <= 3
+    assert all(fam.score(p, p.gold) for p in problems)
+    assert len({p.id for p in problems}) == len(problems)
+
+
+def test_stated_values_match_the_interpreter_and_still_score():
+    fam = Countdown(solutions=2, values=True)
+    for p in fam.problems("train", n=30):
+        env = Interpreter().run_trace(p.gold)
+        for line in p.gold:
+            step = parse_step(line)
+            if step.target == "answer":
+                assert step.stated is None
+            else:
+                assert step.stated == env[step.target]
+        assert fam.score(p, p.gold)
+    assert with_values(["x1 = 25 + 3", "answer = x1 * 7"]) == ["x1 = 25 + 3 # 28", "answer = x1 * 7"]
+    assert with_values(["x1 = 25 + 3", "x2 = x1 - 7", "answer = x2 * 9"], [3, 7, 9, 25], 189, left=True) == [
+        "x1 = 25 + 3 # 28 (+161) left 7 9 x1", "x2 = x1 - 7 # 21 (+168 *9) left 9 x2", "answer = x2 * 9"]
+
+
+def test_needs_state_the_moves_that_finish_and_the_answer_line_takes_one():
+    assert value_comment(57, 121) == "# 57 (+64)"
+    assert value_comment(242, 121) == "# 242 (-121 /2)"
+    assert value_comment(11, 121) == "# 11 (+110 *11)"
+    assert value_comment(3.5, 121) == "# 3.5 (+117.5)"
+    fam = Countdown(4, 4, solutions=3, needs=True)
+    finished = 0
+    problems = list(fam.problems("train", n=30))
+    for p in problems:
+        env = Interpreter().run_trace(p.gold)
+        last = parse_step(p.gold[-1])
+        for line in p.gold[:-1]:
+            step = parse_step(line)
+            assert line.endswith(value_comment(env[step.target], p.answer))
+            assert line.split(" # ")[1].split(" (")[0] == format_value(env[step.target])
+        # the answer combines an earlier step with one more operand: one of that step's stated moves
+        names = [n for n in last.names if n in env]
+        if len(names) == 1 and len(last.numbers) == 1:
+            hint = next(ln for ln in p.gold if ln.startswith(names[0] + " ="))
+            finished += any(f"{op}{int(last.numbers[0])}" in hint for op in "+-*/")
+        assert fam.score(p, p.gold)
+    assert finished >= 10
+
+
+def test_default_problems_keep_the_one_forward_solution_without_comments():
+    import random
+
+    for p in Countdown().problems("dev", n=30):
+        assert "#" not in "".join(p.gold)
+        rng = random.Random(f"countdown:0:{p.id.rsplit('-', 1)[1]}")
+        [rng.randint(1, 100) for _ in range(rng.randint(3, 4))]
+        assert solve_forward(p.meta["numbers"], rng) == (p.answer, p.gold)
+    with pytest.raises(ValueError, match="solutions"):
+        Countdown(solutions=-1)
+
+
+def test_sft_keeps_comments_only_when_asked():
+    from dca.reasoning.sft import DataSource, SFTConfig, build_examples
+
+    source = DataSource("countdown", "train", n=5, options={"values": True})
+    on = SFTConfig(data=[source], max_numbers=20, refs=True, comments=True)
+    off = SFTConfig(data=[source], max_numbers=20, refs=True)
+    with_c, _ = build_examples(on.data, on)
+    without, _ = build_examples(off.data, off)
+    assert [p for p, _ in with_c] == [p for p, _ in without]
+    for (_, c1), (_, c0) in zip(with_c, without):
+        lines = c1.splitlines()
+        assert all("#" in ln for ln in lines[:-1]) and "#" not in lines[-1]
+        assert [ln.split(" #")[0] for ln in lines] == c0.splitlines()  # same refs form, comments kept
+        assert "n" in c0  # numbers written as n1, n2, ...
+
+
+def test_countdown_recipe_matches_its_yaml():
+    from dca.models.recipes import get_recipe
+    from dca.reasoning.sft import load_sft_config
+
+    assert load_sft_config(ROOT / "configs" / "train_countdown.yaml") == get_recipe("countdown-reasoner").config()
+
+
+def test_sampling_with_interpreter_values_gives_runnable_literal_traces(micro_models):
+    from dca.reasoning.policy import LMPolicy
+    from dca.reasoning.tasks.countdown import sample_with_values, trace_style
+
+    policy = LMPolicy(micro_models["policy"], threads=1, max_new_tokens=24)
+    p = next(Countdown(4, 4).problems("dev", n=1))
+    traces = sample_with_values(policy, p, n=8, temperature=1.0, seed=3, max_steps=3)
+    assert len(traces) == 8 and all(1 <= len(t) <= 3 for t in traces)
+    assert traces == sample_with_values(policy, p, n=8, temperature=1.0, seed=3, max_steps=3)
+    assert traces != sample_with_values(policy, p, n=8, temperature=1.0, seed=4, max_steps=3)
+    for t in traces:
+        assert all("#" not in ln for ln in t)
+        Interpreter().run_trace(t[:-1])  # a sample goes on only while its lines run
+    assert trace_style(policy) == {"needs": False, "left": False}  # the micro policy learned plain traces
+    hinted = sample_with_values(policy, p, n=8, temperature=1.0, seed=3, max_steps=3,
+                                style={"needs": True, "left": True})
+    assert [t[0] for t in hinted] == [t[0] for t in traces]  # hints change the context only after a step
+
+
+def test_refs_policies_read_comment_numbers_by_name_but_the_value_stays():
+    from dca.reasoning.sft import DataSource, SFTConfig, build_examples, comment_refs
+
+    listed = ["121", "29", "7", "35", "64"]
+    assert comment_refs("# 64 (+57) left 64 x1", listed) == "# 64 (+57) left n5 x1"
+    assert comment_refs("# 7.5 (+113.5) left 29 35", listed) == "# 7.5 (+113.5) left n2 n4"
+    config = SFTConfig(max_numbers=20, refs=True, comments=True)
+    source = DataSource("countdown", "train", n=3, options={"min_numbers": 4, "max_numbers": 4, "left": True})
+    for _, completion in build_examples([source], config)[0]:
+        for line in completion.splitlines()[:-1]:
+            left = line.split(" left ")[1].split()
+            assert all(item.startswith(("n", "x")) for item in left), line
