@@ -252,7 +252,8 @@ def build_examples(sources: Sequence[DataSource], config: SFTConfig) -> tuple[li
     counts: dict[str, int] = {}
     for s in sources:
         pairs = EXAMPLE_BUILDERS[config.kind](source_problems(s), config)
-        counts[f"{s.family}/{s.split}"] = len(pairs)
+        key = f"{s.family}/{s.split}"
+        counts[key] = counts.get(key, 0) + len(pairs)  # two sources of one family and split add up
         out.extend(pairs * max(1, s.repeat))
     return out, counts
 

@@ -146,3 +146,12 @@ def test_refs_policies_read_comment_numbers_by_name_but_the_value_stays():
         for line in completion.splitlines()[:-1]:
             left = line.split(" left ")[1].split()
             assert all(item.startswith(("n", "x")) for item in left), line
+
+
+def test_two_sources_of_one_family_and_split_are_counted_together():
+    from dca.reasoning.sft import DataSource, SFTConfig, build_examples
+
+    config = SFTConfig(kind="policy", data=[DataSource("countdown", "train", n=5),
+                                            DataSource("countdown", "train", n=3, seed=1)])
+    examples, counts = build_examples(config.data, config)
+    assert counts == {"countdown/train": 8} and len(examples) == 8
