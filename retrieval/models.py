@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from retrieval.errors import RetrievalError
 
@@ -149,7 +150,7 @@ class QueryEncoder:
         return self.finish(self.forward(tok), tok)
 
     def map(self, batches: list[list[str]]) -> list[Any]:
-        """Embeddings of several batches, up to ``workers`` of them in the session at once.
+        """Embeddings of several batches, up to ``workers`` of them at once, each in its own session.
 
         Tokenising and pooling stay on the calling thread (a fast tokenizer must not be called from
         two threads at once); only ``forward`` runs in the pool.
@@ -182,6 +183,25 @@ class QueryEncoder:
 
 
 _QUERY_ENCODERS: dict[str, Any] = {}
+_PROBE = ["dca checks that the exported graph embeds like the original.",
+          "Revenue rose 12% to $4.1 million in 2019, driven by higher volumes in the services segment."]
+
+
+def _agreement(encoder: Any, model: Any) -> float:
+    """The lowest cosine between ``encoder``'s and the sentence-transformers model's vectors on a probe."""
+    return float((encoder(_PROBE) * embed(model, _PROBE)).sum(1).min())
+
+
+@contextmanager
+def _root_log_level(level: int) -> Iterator[None]:
+    """The root logger at ``level`` for a while (onnxruntime's tools log through it)."""
+    root = logging.getLogger()
+    before = root.level
+    root.setLevel(level)
+    try:
+        yield
+    finally:
+        root.setLevel(before)
 
 
 def query_encoder(name: str) -> Any:
@@ -195,8 +215,7 @@ def query_encoder(name: str) -> Any:
         model = load_embedder(name)
         try:
             encoder = QueryEncoder(model, _export_onnx(model, path))
-            probe = ["dca checks that the exported graph embeds like the original"]
-            if float((encoder(probe) * embed(model, probe)).sum()) < 0.9999:
+            if _agreement(encoder, model) < 0.9999:
                 encoder = None
         except Exception as exc:  # noqa: BLE001 (any failure: keep the PyTorch path)
             logging.getLogger(__name__).info("onnx query encoder unavailable for %s: %s", name, exc)
@@ -242,7 +261,8 @@ def _export_onnx(model: Any, path: str) -> Path:
 
     # eager attention traces to the MatMul/Softmax pattern onnxruntime's optimizer fuses; SDPA does not
     attn = getattr(transformer.config, "_attn_implementation", None)
-    if attn not in (None, "eager") and hasattr(transformer, "set_attn_implementation"):
+    switch = attn not in (None, "eager") and hasattr(transformer, "set_attn_implementation")
+    if switch:
         transformer.set_attn_implementation("eager")
     try:
         with warnings.catch_warnings():
@@ -250,7 +270,7 @@ def _export_onnx(model: Any, path: str) -> Path:
             torch.onnx.export(Graph().eval(), tuple(sample[n] for n in names), str(tmp), input_names=names,
                               output_names=["hidden"], dynamic_axes=axes, opset_version=17, dynamo=False)
     finally:
-        if attn not in (None, "eager") and hasattr(transformer, "set_attn_implementation"):
+        if switch:
             transformer.set_attn_implementation(attn)
     _fuse(tmp, transformer.config)
     os.replace(tmp, out)
@@ -267,23 +287,20 @@ def _fuse(graph: Path, config: Any) -> bool:
         return False
     from onnxruntime.transformers import optimizer
 
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # the optimizer logs every fusion it tries
     try:
-        fused = optimizer.optimize_model(str(graph), model_type="bert", num_heads=heads, hidden_size=hidden)
-        if not fused.get_fused_operator_statistics().get("Attention"):
-            return False
-        fused.save_model_to_file(str(graph))
+        with _root_log_level(logging.ERROR):  # the optimizer logs every fusion it tries
+            fused = optimizer.optimize_model(str(graph), model_type="bert", num_heads=heads, hidden_size=hidden)
+            if not fused.get_fused_operator_statistics().get("Attention"):
+                return False
+            fused.save_model_to_file(str(graph))
     except Exception as exc:  # noqa: BLE001 (an architecture the optimizer does not know: keep the plain graph)
         logging.getLogger(__name__).info("onnx fusion skipped for %s: %s", graph.name, exc)
         return False
-    finally:
-        root.setLevel(level)
     return True
 
 
 _INT8_ENCODERS: dict[str, Any] = {}
+INT8_MIN_COSINE = 0.97
 
 
 def _cores() -> int:
@@ -291,7 +308,6 @@ def _cores() -> int:
         return max(1, min(8, len(os.sched_getaffinity(0))))
     except AttributeError:  # not on Linux
         return max(1, min(8, os.cpu_count() or 1))
-INT8_MIN_COSINE = 0.97
 
 
 def int8_by_default(name: str) -> bool:
@@ -327,23 +343,16 @@ def int8_encoder(name: str) -> Any:
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             tmp = out.with_suffix(f".{os.getpid()}.tmp")
-            root = logging.getLogger()
-            level = root.level
-            root.setLevel(logging.ERROR)  # quantize_dynamic logs a "consider pre-processing" hint
-            try:
+            with _root_log_level(logging.ERROR):  # quantize_dynamic logs a "consider pre-processing" hint
                 # signed weights take onnxruntime's u8s8 kernels, ~1.25x faster than u8u8 on AVX2;
                 # the fused operators are outside ONNX's shape inference, hence the default type
                 quantize_dynamic(str(fp32), str(tmp), per_channel=True, weight_type=QuantType.QInt8,
                                  extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-            finally:
-                root.setLevel(level)
             os.replace(tmp, out)
         # one thread per batch and a batch per core: on 2 cores 1.2x the throughput of one batch
         # at a time on two threads (each operator's threads wait for each other)
         encoder = QueryEncoder(model, out, threads=1, workers=_cores())
-        probe = ["dca indexes a user's own documents.", "Revenue rose 12% to $4.1 million in 2019, "
-                 "driven by higher volumes in the services segment and lower costs."]
-        agreement = float((encoder(probe) * embed(model, probe)).sum(1).min())
+        agreement = _agreement(encoder, model)
         if agreement < INT8_MIN_COSINE:
             raise RetrievalError(f"int8 copy of {name!r} drifts from the model (cosine {agreement:.3f} < "
                                  f"{INT8_MIN_COSINE}); index in fp32 (--no-int8)")
