@@ -97,19 +97,19 @@ def generate(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", pro
     with _GENERATE_LOCK, torch.no_grad(), torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
+        scores = None
         if beams > 1 or decoder == "generate":
-            seqs, scores = _hf_generate(model, tokenizer, ids, mask, n=n, beams=beams, temperature=temperature,
-                                        max_new_tokens=max_new_tokens, until=until, top_k=top_k, stops=stops,
-                                        pad=pad, suppress=[eos, *newlines])
+            seqs, logp, scores = _hf_generate(model, tokenizer, ids, mask, n=n, beams=beams, temperature=temperature,
+                                              max_new_tokens=max_new_tokens, until=until, top_k=top_k, stops=stops,
+                                              pad=pad, suppress=[eos, *newlines])
         else:
             per_row = n if temperature > 0 else 1
             seqs, logp = decode(model, ids.repeat_interleave(per_row, 0), mask.repeat_interleave(per_row, 0),
                                 temperature=temperature, top_k=top_k, max_new_tokens=max_new_tokens, stops=stops,
                                 pad=pad, suppress=[eos, *newlines],
                                 answer_line=_AnswerLineTokens(tokenizer, newlines) if until == "trace" else None)
-            scores = None
     lengths = [_length(row, stops, pad) for row in seqs.tolist()]
-    if scores is None:
+    if scores is None:  # a sequence's score: the mean log-probability of its tokens up to its stop
         scores = [float(logp[r, :k].mean()) if k else float("-inf") for r, k in enumerate(lengths)]
     texts = tokenizer.batch_decode([row[:k] for row, k in zip(seqs.tolist(), lengths)], skip_special_tokens=True)
     per = n if beams > 1 or temperature > 0 else 1  # sequences come grouped by prompt
@@ -119,9 +119,10 @@ def generate(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", pro
 
 def _hf_generate(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", ids: Any, mask: Any, *, n: int,
                  beams: int, temperature: float, max_new_tokens: int, until: str, top_k: int | None,
-                 stops: list[int], pad: int, suppress: list[int]) -> tuple[Any, list[float] | None]:
+                 stops: list[int], pad: int, suppress: list[int]) -> tuple[Any, Any, list[float] | None]:
     """``model.generate``: beam search, and the reference the decode loop is measured against.
-    Returns the generated tokens and, for beams, their scores (else ``None``: scored by the caller)."""
+    Returns the generated tokens with, for beams, their scores, else the log-probability of each
+    token (``(seqs, None, scores)`` or ``(seqs, logp, None)``, as ``decode`` gives them)."""
     import torch
     from transformers import StoppingCriteriaList
 
@@ -140,11 +141,9 @@ def _hf_generate(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase",
                          pad_token_id=pad, return_dict_in_generate=True, use_cache=True, **kwargs)
     seqs = out.sequences[:, ids.shape[1]:]
     if beams > 1:
-        return seqs, [float(s) for s in out.sequences_scores]
+        return seqs, None, [float(s) for s in out.sequences_scores]
     logp = torch.stack(out.logits, 1).float().log_softmax(-1)  # (batch, steps, vocab)
-    chosen = logp.gather(-1, seqs[:, : logp.shape[1]].unsqueeze(-1)).squeeze(-1)
-    lengths = [_length(row, stops, pad) for row in seqs.tolist()]
-    return seqs, [float(chosen[r, :k].mean()) if k else float("-inf") for r, k in enumerate(lengths)]
+    return seqs, logp.gather(-1, seqs[:, : logp.shape[1]].unsqueeze(-1)).squeeze(-1), None
 
 
 class _AnswerLineTokens:
