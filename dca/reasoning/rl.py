@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from dca.reasoning.sft import DataSource
+from dca.reasoning.sft import DataSource, source_key
 
 if TYPE_CHECKING:  # pragma: no cover
     from dca.reasoning.tasks.base import Problem
@@ -208,15 +208,6 @@ def _problems(sources: Sequence[DataSource]) -> list["Problem"]:
     for s in sources:
         out.extend(source_problems(s) * max(1, s.repeat))
     return out
-
-
-def source_key(source: DataSource, taken: Any = ()) -> str:
-    """``family/split``, with the family options appended when another source already has that name
-    (countdown-3 and countdown-4 dev sets are both ``countdown/dev``)."""
-    key = f"{source.family}/{source.split}"
-    if key in taken and source.options:
-        key += "[" + ",".join(f"{k}={v}" for k, v in sorted(source.options.items())) + "]"
-    return key
 
 
 def _evaluate(model: Any, tokenizer: Any, config: RLConfig, fmt: Any) -> dict[str, float]:

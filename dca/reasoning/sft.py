@@ -246,14 +246,23 @@ def source_problems(source: DataSource) -> list[Any]:
     return list(family.problems(source.split, n=source.n, seed=source.seed))
 
 
+def source_key(source: DataSource, taken: Any = ()) -> str:
+    """``family/split``, with the family options appended when another source already has that name
+    (countdown-3 and countdown-4 dev sets are both ``countdown/dev``)."""
+    key = f"{source.family}/{source.split}"
+    if key in taken and source.options:
+        key += "[" + ",".join(f"{k}={v}" for k, v in sorted(source.options.items())) + "]"
+    return key
+
+
 def build_examples(sources: Sequence[DataSource], config: SFTConfig) -> tuple[list[Example], dict[str, int]]:
     """The (prompt, completion) pairs of a data mix, with how many each source gave."""
     out: list[Example] = []
     counts: dict[str, int] = {}
     for s in sources:
         pairs = EXAMPLE_BUILDERS[config.kind](source_problems(s), config)
-        key = f"{s.family}/{s.split}"
-        counts[key] = counts.get(key, 0) + len(pairs)  # two sources of one family and split add up
+        key = source_key(s, counts)
+        counts[key] = counts.get(key, 0) + len(pairs)  # sources with one name (no options tell them apart) add up
         out.extend(pairs * max(1, s.repeat))
     return out, counts
 

@@ -148,10 +148,13 @@ def test_refs_policies_read_comment_numbers_by_name_but_the_value_stays():
             assert all(item.startswith(("n", "x")) for item in left), line
 
 
-def test_two_sources_of_one_family_and_split_are_counted_together():
+def test_sources_of_one_family_and_split_are_counted_together_unless_options_tell_them_apart():
     from dca.reasoning.sft import DataSource, SFTConfig, build_examples
 
     config = SFTConfig(kind="policy", data=[DataSource("countdown", "train", n=5),
                                             DataSource("countdown", "train", n=3, seed=1)])
     examples, counts = build_examples(config.data, config)
     assert counts == {"countdown/train": 8} and len(examples) == 8
+    three = DataSource("countdown", "train", n=2, options={"min_numbers": 3, "max_numbers": 3})
+    _, counts = build_examples([config.data[0], three], config)
+    assert counts == {"countdown/train": 5, "countdown/train[max_numbers=3,min_numbers=3]": 2}
