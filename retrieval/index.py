@@ -17,9 +17,10 @@ import logging
 import os
 import re
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from retrieval.bm25 import BM25Index
 from retrieval.errors import RetrievalError, SkippedFile
@@ -28,7 +29,7 @@ from retrieval.facts import Fact, flat_metadata
 from retrieval.fusion import ranked, rrf, weighted
 from retrieval.loaders import MAX_FILE_MB, Chunker, iter_files, load_file
 from retrieval.manifest import Entry, Manifest, WriteLock
-from retrieval.models import (DEFAULT_EMBEDDER, embed, embed_with, embedding_dim, int8_by_default, int8_encoder,
+from retrieval.models import (DEFAULT_EMBEDDER, embed, embedding_dim, int8_by_default, int8_encoder,
                               load_embedder, load_reranker, query_encoder)
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 
 MODES = ("dense", "bm25", "hybrid")
 FUSIONS = ("rrf", "weighted")
+# groups of chunks the int8 encoder works on while the next group is read and the last one written
+_IN_FLIGHT = 2
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")
 
 
@@ -109,7 +112,7 @@ class Index:
     Beyond the core arguments: ``fusion`` ("weighted" or "rrf") and ``alpha`` (the dense list's
     weight) shape hybrid search; ``candidates`` is how deep each list (and the reranker) looks;
     ``rerank_weight`` < 1 mixes the first-stage score into the reranker's; ``lock_timeout`` makes a
-    second writer wait that many seconds instead of failing; ``batch_size`` is chunks per encode call;
+    second writer wait that many seconds instead of failing; ``batch_size`` is chunks per group handed to the encoder;
     files over ``max_file_mb`` are skipped unread (``None``: no limit); ``int8=True`` encodes documents
     with an int8-quantised copy of the embedder in onnxruntime (faster; see ``models.int8_encoder``),
     ``False`` with the PyTorch fp32 model, ``None`` picks ``models.int8_by_default(embedder)``.
@@ -119,7 +122,7 @@ class Index:
                  embedder: str = DEFAULT_EMBEDDER, chunk_size: int = 512, chunk_overlap: int = 64,
                  server: str | None = None, mode: str = "hybrid", reranker: str | None = None,
                  fusion: str = "weighted", alpha: float = 0.5, candidates: int = 50, rerank_weight: float = 1.0,
-                 lock_timeout: float = 0.0, batch_size: int = 512, max_file_mb: float | None = MAX_FILE_MB,
+                 lock_timeout: float = 0.0, batch_size: int = 128, max_file_mb: float | None = MAX_FILE_MB,
                  int8: bool | None = None):
         _check_name(collection)
         if mode not in MODES:
@@ -543,42 +546,51 @@ class Index:
             yield _Unit(str(path), new, facts, old.chunk_ids if old else [], old is None or not old.hash)
 
     def _write(self, units: Iterable[_Unit], report: IndexReport, *, progress: bool, total: int) -> None:
-        """Embed facts in batches of ``batch_size``, upsert them, and commit every file whose chunks
+        """Embed facts in groups of ``batch_size``, upsert them, and commit every file whose chunks
         are all stored.
 
-        One thread on purpose: encoding keeps both cores busy, so a loader or writer thread has no
-        idle core to use, and measured end-to-end throughput fell (its activity stalls PyTorch's
-        worker threads); reading, chunking and writing are a few percent of the time.
+        With the int8 encoder the groups are encoded by its worker threads while this thread reads,
+        chunks and upserts: up to ``_IN_FLIGHT`` groups are being encoded at any time, and they are
+        written in the order they were read, so a file is committed only after everything before
+        it. (fp32: ``SentenceTransformer.encode`` runs on this thread, group by group.)
         """
         model = self._model()
         fast = self._int8_encoder()
         if fast is not None:
-            encode: Any = lambda texts: embed_with(fast, texts)  # noqa: E731
+            start: Any = fast.submit
         else:
-            encode = lambda texts: embed(model, texts)  # noqa: E731
+            def start(texts: list[str]) -> Callable[[], Any]:
+                vectors = embed(model, texts)
+                return lambda: vectors
         col = self._collection()
         manifest = self._manifest_db()
         facts: list[Fact] = []
         done: list[_Unit] = []
+        encoding: deque[tuple[list[Fact], list[_Unit], Callable[[], Any]]] = deque()
         bar = ProgressBar(total, "indexing", enabled=progress)
 
-        def flush() -> None:
-            for i in range(0, len(facts), 5000):
-                part = facts[i:i + 5000]
-                col.upsert(ids=[f.id for f in part], embeddings=encode([f.text for f in part]),
-                           documents=[f.text for f in part], metadatas=[flat_metadata(f.metadata) for f in part])
-            stale = [cid for u in done for cid in set(u.old_ids) - set(u.entry.chunk_ids)]
+        def hand_over() -> None:
+            encoding.append((facts[:], done[:], start([f.text for f in facts])))
+            facts.clear()
+            done.clear()
+
+        def write_oldest() -> None:
+            part, units_done, vectors = encoding.popleft()
+            embeddings = vectors()
+            for i in range(0, len(part), 5000):
+                chunk = part[i:i + 5000]
+                col.upsert(ids=[f.id for f in chunk], embeddings=embeddings[i:i + 5000],
+                           documents=[f.text for f in chunk], metadatas=[flat_metadata(f.metadata) for f in chunk])
+            stale = [cid for u in units_done for cid in set(u.old_ids) - set(u.entry.chunk_ids)]
             if stale:
                 self._delete(stale)
-            manifest.commit([u.entry for u in done])
-            for u in done:
+            manifest.commit([u.entry for u in units_done])
+            for u in units_done:
                 report.chunks_removed += len(set(u.old_ids) - set(u.entry.chunk_ids))
                 report.chunks_added += len(set(u.entry.chunk_ids) - set(u.old_ids))
                 report.added += u.is_new
                 report.updated += not u.is_new
-            bar.advance(len(done))
-            facts.clear()
-            done.clear()
+            bar.advance(len(units_done))
 
         with bar:
             for unit in units:
@@ -586,10 +598,14 @@ class Index:
                 for fact in unit.facts:
                     facts.append(fact)
                     if len(facts) >= self.batch_size:
-                        flush()
+                        hand_over()
+                        while len(encoding) > _IN_FLIGHT:
+                            write_oldest()
                 done.append(unit)
             if facts or done:
-                flush()
+                hand_over()
+            while encoding:
+                write_oldest()
 
     def _int8_encoder(self) -> Any:
         """The int8 document encoder when this index uses one, else ``None`` (fp32 PyTorch).

@@ -30,6 +30,7 @@ TEXT_TYPES = {".txt", ".text", ".md", ".markdown", ".html", ".htm", ".csv", ".ts
 SUPPORTED = TEXT_TYPES | {".pdf", ".docx"}
 MAX_FILE_MB = 100.0
 _MAGIC = {".pdf": (b"%PDF", "a PDF (no %PDF header)"), ".docx": (b"PK", "a .docx (not a zip archive)")}
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")  # control characters other than \t \n \v \f \r
 _SEPARATOR = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
 
 
@@ -197,7 +198,7 @@ def _decode(data: bytes, suffix: str, notes: list[str]) -> str:
             text = data.decode("cp1252", errors="replace")
             notes.append(f"not UTF-8 (invalid byte at {exc.start}): read as Windows-1252")
     sample = text[:65536]
-    control = sum(1 for c in sample if ord(c) < 32 and c not in "\n\r\t\f\v")
+    control = len(_CONTROL.findall(sample))
     if control > 0.1 * len(sample):
         raise SkippedFile("binary", f"binary content in a {suffix} file ({control} control characters "
                                     f"in the first {len(sample)})")

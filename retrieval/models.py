@@ -11,7 +11,7 @@ import os
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from retrieval.errors import RetrievalError
 
@@ -87,13 +87,13 @@ def _load(kind: str, name: str) -> Any:
 
 
 class QueryEncoder:
-    """One query at a time through onnxruntime, with the sentence-transformers model's own
-    tokenizer, pooling and normalisation.
+    """Texts to unit-length vectors through onnxruntime: the sentence-transformers model's own
+    tokenizer, and its transformer, pooling and later modules exported as one graph.
 
     A single short query costs ~20 ms in PyTorch here, almost all of it per-operator overhead;
     the same graph in onnxruntime takes ~6 ms (measured on 2 cores), and that is most of a query's
     latency. sentence-transformers' own ONNX backend needs optimum-onnx, which pins transformers
-    below 5, so the transformer is exported with ``torch.onnx`` (once per model, cached under
+    below 5, so the model is exported with ``torch.onnx`` (once per model, cached under
     ``$DCA_HOME/onnx``). The same class runs the int8 copy that encodes documents in batches.
     """
 
@@ -111,75 +111,137 @@ class QueryEncoder:
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.model = model
         self.workers = max(1, workers)  # batches ``map`` runs side by side, a session each
-        self._sessions: Any = None
         self._path, self._opts = str(onnx_path), opts
+        self._pad: dict[str, Any] = {}
+        self._tokenizer = self._own_tokenizer()
+        self._hf_lock = threading.Lock()
+        self._lanes: Any = None
         self._pool: Any = None
 
-    def tokenize(self, texts: list[str]) -> Any:
-        return self.model.tokenizer(texts, padding=True, truncation=True, max_length=self.model.max_seq_length,
-                                    return_tensors="np")
+    def _own_tokenizer(self) -> Any:
+        """A private copy of the fast tokenizer that truncates like the model and does not pad.
 
-    def forward(self, tok: Any, session: Any = None) -> Any:
-        """The transformer's token states; onnxruntime releases the GIL, so calls can overlap."""
+        The transformers wrapper re-applies truncation and padding to its Rust tokenizer on every
+        call (shared mutable state: two threads at once fail), and its per-call Python work was ~6 %
+        of int8 indexing time; this copy's settings never change, so any thread may use it. ``None``
+        (a slow tokenizer, no pad token, inputs it does not make): the wrapper is used under a lock.
+        """
+        hf = self.model.tokenizer
+        backend = getattr(hf, "backend_tokenizer", None)
+        if backend is None or hf.pad_token is None or not set(self.inputs) <= set(_ENCODING_FIELDS):
+            return None
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_str(backend.to_str())
+        tok.enable_truncation(self.model.max_seq_length or hf.model_max_length)
+        tok.no_padding()
+        self._pad = {"direction": hf.padding_side, "pad_id": hf.pad_token_id, "pad_type_id": hf.pad_token_type_id,
+                     "pad_token": hf.pad_token}
+        return tok
+
+    def tokenize(self, texts: list[str]) -> dict[str, Any]:
+        """The graph's inputs for ``texts``, padded to the longest, as int64 arrays."""
         import numpy as np
 
-        return (session or self.session).run(None, {k: tok[k].astype(np.int64) for k in self.inputs})[0]
+        if self._tokenizer is None:
+            with self._hf_lock:
+                tok = self.model.tokenizer(texts, padding=True, truncation=True, max_length=self.model.max_seq_length,
+                                           return_tensors="np")
+            return {k: tok[k].astype(np.int64) for k in self.inputs}
+        return self._padded(self._tokenizer.encode_batch(texts))
 
-    def _forward_pooled(self, tok: Any) -> Any:
-        session = self._sessions.get()
-        try:
-            return self.forward(tok, session)
-        finally:
-            self._sessions.put(session)
-
-    def finish(self, hidden: Any, tok: Any) -> Any:
-        """The model's own pooling (and any later modules) on the token states, then unit length."""
+    def _padded(self, encodings: list[Any]) -> dict[str, Any]:
+        """Unpadded encodings (this encoder's own) padded to the longest of them, as graph inputs."""
         import numpy as np
-        import torch
 
-        features = {"token_embeddings": torch.from_numpy(hidden),
-                    "attention_mask": torch.from_numpy(tok["attention_mask"].astype(np.int64))}
-        with torch.inference_mode():
-            for module in list(self.model)[1:]:
-                features = module(features)
-        out = features["sentence_embedding"].numpy().astype(np.float32)
+        width = max(len(e.ids) for e in encodings)
+        for e in encodings:
+            e.pad(width, **self._pad)
+        return {k: np.array([getattr(e, _ENCODING_FIELDS[k]) for e in encodings], dtype=np.int64)
+                for k in self.inputs}
+
+    def forward(self, tok: dict[str, Any], session: Any = None) -> Any:
+        """Unit-length sentence vectors; onnxruntime releases the GIL, so calls can overlap."""
+        import numpy as np
+
+        out = (session or self.session).run(None, tok)[0].astype(np.float32, copy=False)
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
     def __call__(self, texts: list[str]) -> Any:
-        tok = self.tokenize(texts)
-        return self.finish(self.forward(tok), tok)
+        return self.forward(self.tokenize(texts))
 
-    def map(self, batches: list[list[str]]) -> list[Any]:
-        """Embeddings of several batches, up to ``workers`` of them at once, each in its own session.
+    def _on_lane(self, batch: list[str] | dict[str, Any]) -> Any:
+        session = self._lanes.get()
+        try:
+            return self.forward(batch if isinstance(batch, dict) else self.tokenize(batch), session)
+        finally:
+            self._lanes.put(session)
 
-        Tokenising and pooling stay on the calling thread (a fast tokenizer must not be called from
-        two threads at once); only ``forward`` runs in the pool.
-        """
-        if self.workers == 1 or len(batches) < 2:
-            return [self(b) for b in batches]
-        from concurrent.futures import ThreadPoolExecutor
-
+    def _start(self, batches: list[list[str]] | list[dict[str, Any]]) -> list[Any]:
+        """Hand ``batches`` (texts, or tokenised inputs) to the workers as futures, or encode them
+        now with one worker."""
+        if self.workers == 1:
+            return [self.forward(b) if isinstance(b, dict) else self(b) for b in batches]
         if self._pool is None:
             import queue
+            from concurrent.futures import ThreadPoolExecutor
 
             import onnxruntime as ort
 
             # a session per worker: two runs in one session measured slower than one run each in two
-            self._sessions = queue.SimpleQueue()
-            self._sessions.put(self.session)
+            self._lanes = queue.SimpleQueue()
+            self._lanes.put(self.session)
             for _ in range(self.workers - 1):
-                self._sessions.put(ort.InferenceSession(self._path, self._opts, providers=["CPUExecutionProvider"]))
+                self._lanes.put(ort.InferenceSession(self._path, self._opts, providers=["CPUExecutionProvider"]))
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dca-encode")
-        out: list[Any] = []
-        running: list[tuple[Any, Any]] = []
-        for batch in batches:
-            tok = self.tokenize(batch)
-            running.append((self._pool.submit(self._forward_pooled, tok), tok))
-            if len(running) > self.workers:
-                future, done = running.pop(0)
-                out.append(self.finish(future.result(), done))
-        out.extend(self.finish(future.result(), done) for future, done in running)
-        return out
+        return [self._pool.submit(self._on_lane, b) for b in batches]
+
+    def map(self, batches: list[list[str]]) -> list[Any]:
+        """Embeddings of several batches, up to ``workers`` of them at once, each in its own session
+        (tokenising included: the calling thread only hands batches out)."""
+        return [_done(part) for part in self._start(batches)]
+
+    def submit(self, texts: list[str], batch_size: int = 8) -> Callable[[], Any]:
+        """Start encoding ``texts`` and return a function that waits for the vectors, in the order of
+        ``texts``; the caller can read and write other documents meanwhile.
+
+        The texts are tokenised here, at once, and batched by token count, so a batch's texts are
+        padded to nearly the same length (sorting by characters left ~2 % more padding on SciFact).
+        Small batches keep every worker busy to the end (8: 35 chunks/s on 2 cores, 32: 33).
+        """
+        import numpy as np
+
+        if self._tokenizer is None:
+            order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+            groups = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+            parts = self._start([[texts[i] for i in idx] for idx in groups])
+        else:
+            encodings = self._tokenizer.encode_batch(texts) if texts else []
+            order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
+            groups = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+            parts = self._start([self._padded([encodings[i] for i in idx]) for idx in groups])
+
+        def result() -> Any:
+            out = np.zeros((len(texts), 0), dtype=np.float32)
+            for idx, part in zip(groups, parts):
+                vecs = _done(part)
+                if out.shape[1] == 0:
+                    out = np.zeros((len(texts), vecs.shape[1]), dtype=np.float32)
+                out[idx] = vecs
+            return out
+
+        return result
+
+
+def _done(part: Any) -> Any:
+    """A batch's vectors: a worker's future waited for, or the array itself."""
+    from concurrent.futures import Future
+
+    return part.result() if isinstance(part, Future) else part
+
+
+# the graph input each field of a ``tokenizers.Encoding`` feeds
+_ENCODING_FIELDS = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
 
 
 _QUERY_ENCODERS: dict[str, Any] = {}
@@ -225,12 +287,13 @@ def query_encoder(name: str) -> Any:
 
 
 # bump when the exported graph changes, so caches made by an older dca are not reused
-_GRAPH_VERSION = "fused-1"
+_GRAPH_VERSION = "pooled-1"
 
 
 def _export_onnx(model: Any, path: str) -> Path:
-    """The sentence-transformers model's transformer as an ONNX graph with onnxruntime's
-    transformer fusions applied (cached under ``$DCA_HOME/onnx``, keyed by the weights)."""
+    """The sentence-transformers model (transformer, pooling and later modules: token ids in,
+    sentence vectors out) as an ONNX graph with onnxruntime's transformer fusions applied (cached
+    under ``$DCA_HOME/onnx``, keyed by the weights)."""
     import hashlib
 
     import torch
@@ -247,15 +310,23 @@ def _export_onnx(model: Any, path: str) -> Path:
     sample = model.tokenizer(["an example query"], return_tensors="pt")
     names = list(sample.keys())
 
+    after = list(model)[1:]  # pooling, and any Dense/Normalize modules, as sentence-transformers runs them
+
     class Graph(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.inner = transformer
+            self.after = torch.nn.ModuleList(after)
 
         def forward(self, *tensors: Any) -> Any:
-            return self.inner(**dict(zip(names, tensors))).last_hidden_state
+            inputs = dict(zip(names, tensors))
+            features = {"token_embeddings": self.inner(**inputs).last_hidden_state,
+                        "attention_mask": inputs["attention_mask"]}
+            for module in self.after:
+                features = module(features)
+            return features["sentence_embedding"]
 
-    axes = {n: {0: "batch", 1: "tokens"} for n in names + ["hidden"]}
+    axes = {**{n: {0: "batch", 1: "tokens"} for n in names}, "embedding": {0: "batch"}}
     tmp = out.with_suffix(f".{os.getpid()}.tmp")
     import warnings
 
@@ -268,7 +339,7 @@ def _export_onnx(model: Any, path: str) -> Path:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(Graph().eval(), tuple(sample[n] for n in names), str(tmp), input_names=names,
-                              output_names=["hidden"], dynamic_axes=axes, opset_version=17, dynamo=False)
+                              output_names=["embedding"], dynamic_axes=axes, opset_version=17, dynamo=False)
     finally:
         if switch:
             transformer.set_attn_implementation(attn)
@@ -361,18 +432,8 @@ def int8_encoder(name: str) -> Any:
 
 
 def embed_with(encoder: Any, texts: list[str], batch_size: int = 8) -> Any:
-    """Unit-length embeddings from a ``QueryEncoder``, batched by length (less padding). Small
-    batches keep every worker of the encoder busy to the end (8: 35 chunks/s on 2 cores, 32: 33)."""
-    import numpy as np
-
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    groups = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-    out = np.zeros((len(texts), 0), dtype=np.float32)
-    for idx, vecs in zip(groups, encoder.map([[texts[i] for i in idx] for idx in groups])):
-        if out.shape[1] == 0:
-            out = np.zeros((len(texts), vecs.shape[1]), dtype=np.float32)
-        out[idx] = vecs
-    return out
+    """Unit-length embeddings from a ``QueryEncoder`` (``QueryEncoder.submit``, waited for)."""
+    return encoder.submit(texts, batch_size)()
 
 
 def embed(model: Any, texts: list[str], batch_size: int = 64) -> Any:

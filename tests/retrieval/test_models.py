@@ -208,3 +208,48 @@ def test_int8_batches_run_side_by_side_and_come_back_in_order():
     assert side_by_side.shape == serial.shape == (37, 384)
     assert np.allclose(side_by_side, serial, atol=1e-6)
     assert float((serial[0] * serial[1:]).sum(1).max()) < 0.999  # distinct texts, not one vector repeated
+
+
+def test_encoder_tokenizer_copy_matches_the_models_tokenizer_and_the_graph_pools():
+    """The encoder's private tokenizer (used from worker threads) gives the ids the model's own
+    tokenizer gives, truncation and padding included; the graph returns pooled, unit-length vectors."""
+    from retrieval.models import embed_with, int8_encoder
+
+    model = load_embedder("all-MiniLM-L6-v2")
+    fast = query_encoder("all-MiniLM-L6-v2")
+    texts = ["", "Net revenue in 2015", "word " * 400, "Ünïcode café — 12.5% (in $ millions)"]
+    ours = fast.tokenize(texts)
+    theirs = model.tokenizer(texts, padding=True, truncation=True, max_length=model.max_seq_length, return_tensors="np")
+    assert set(ours) == set(fast.inputs) and ours["input_ids"].shape == (4, model.max_seq_length)
+    for name, ids in ours.items():
+        assert np.array_equal(ids, theirs[name]), name
+    vecs = fast(texts)
+    assert vecs.shape == (4, 384) and np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    encoder = int8_encoder("all-MiniLM-L6-v2")
+    own = embed_with(encoder, texts * 5, batch_size=2)
+    keep = encoder._tokenizer
+    try:
+        encoder._tokenizer = None  # the transformers wrapper under a lock instead
+        wrapped = embed_with(encoder, texts * 5, batch_size=2)
+    finally:
+        encoder._tokenizer = keep
+    assert np.allclose(own, wrapped, atol=1e-6)
+
+
+def test_int8_indexing_in_small_groups_writes_every_chunk_with_its_own_vector(tmp_path):
+    """Groups are encoded while the next ones are read; each chunk must still be stored once, with
+    the vector of its own text, and every file committed."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    topics = ["pump warranty", "net revenue", "solar output", "grain storage", "river levels", "tax credits"]
+    for i, topic in enumerate(topics):
+        body = " ".join(f"Sentence {j} of the note on {topic} gives figure {i * 10 + j}." for j in range(3 + 40 * (i % 2)))
+        (folder / f"note{i}.txt").write_text(body)
+    small = Index(tmp_path / "small", "groups", int8=True, batch_size=2)
+    report = small.add(folder, progress=False)
+    whole = Index(tmp_path / "whole", "groups", int8=True, batch_size=10_000)
+    whole.add(folder, progress=False)
+    assert report.added == len(topics) and report.chunks_added == whole.count() > len(topics)
+    assert sorted(small._collection().get()["ids"]) == sorted(whole._collection().get()["ids"])
+    assert _stored_vs_fp32(small).min() > 0.97  # a vector stored under another chunk's id would be far off
+    assert all(e.status == "done" for e in small._manifest_db().entries().values())
