@@ -20,9 +20,11 @@ import json
 import os
 import shutil
 import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from dca.reasoning.sft import DataSource, source_key
 
@@ -299,22 +301,24 @@ def train_rl(config: RLConfig, *, progress: bool = True) -> RLResult:
             log.advance(state.global_step - 1)
 
     per_step = config.prompts_per_step * config.group
-    args = GRPOConfig(
-        output_dir=str(work), max_steps=config.steps, per_device_train_batch_size=per_step,
-        gradient_accumulation_steps=1, num_generations=config.group, num_iterations=config.iterations,
-        max_completion_length=config.max_new_tokens, temperature=config.temperature, top_k=config.top_k,
-        learning_rate=config.lr, warmup_steps=config.warmup, weight_decay=config.weight_decay,
-        lr_scheduler_type="constant_with_warmup", max_grad_norm=config.grad_clip, beta=config.beta,
-        epsilon=config.epsilon, loss_type=config.loss_type, scale_rewards=config.scale_rewards,
-        reward_weights=[weights[k] for k in REWARDS], seed=config.seed, data_seed=config.seed,
-        logging_steps=config.log_every, save_strategy="steps", save_steps=config.checkpoint_every,
-        save_total_limit=1, report_to="none", disable_tqdm=True, use_cpu=True, bf16=False,
-        dataloader_num_workers=0, shuffle_dataset=True)
-    trainer = GRPOTrainer(model=model, reward_funcs=judge.reward_functions(), args=args, train_dataset=dataset,
-                          processing_class=tokenizer, callbacks=[_Log()])
+    with _quiet_renames():
+        args = GRPOConfig(
+            output_dir=str(work), max_steps=config.steps, per_device_train_batch_size=per_step,
+            gradient_accumulation_steps=1, num_generations=config.group, num_iterations=config.iterations,
+            max_completion_length=config.max_new_tokens, temperature=config.temperature, top_k=config.top_k,
+            learning_rate=config.lr, warmup_steps=config.warmup, weight_decay=config.weight_decay,
+            lr_scheduler_type="constant_with_warmup", max_grad_norm=config.grad_clip, beta=config.beta,
+            epsilon=config.epsilon, loss_type=config.loss_type, scale_rewards=config.scale_rewards,
+            reward_weights=[weights[k] for k in REWARDS], seed=config.seed, data_seed=config.seed,
+            logging_steps=config.log_every, save_strategy="steps", save_steps=config.checkpoint_every,
+            save_total_limit=1, report_to="none", disable_tqdm=True, use_cpu=True, bf16=False,
+            dataloader_num_workers=0, shuffle_dataset=True)
+        trainer = GRPOTrainer(model=model, reward_funcs=judge.reward_functions(), args=args, train_dataset=dataset,
+                              processing_class=tokenizer, callbacks=[_Log()])
     trainer.remove_callback(PrinterCallback)  # the run log's progress bar shows the metrics instead
     try:
-        trainer.train(resume_from_checkpoint=resume_from)
+        with _quiet_renames():
+            trainer.train(resume_from_checkpoint=resume_from)
     finally:
         log.close()
     log.plot(keys=("reward", *REWARDS), ylabel="mean reward per trace")
@@ -351,6 +355,15 @@ def run_train_rl(config_path: str, resume: bool = True) -> int:
     for source, after in result.after.items():
         print(f"  dev {source}: {result.before.get(source, float('nan')):.1%} -> {after:.1%} (greedy)")
     return 0
+
+
+@contextmanager
+def _quiet_renames() -> Iterator[None]:
+    """TRL calls transformers' ``gradient_checkpointing*`` names, which transformers 5 renamed; each
+    call warns (twice per step), burying the progress bar."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.* is deprecated", category=FutureWarning)
+        yield
 
 
 def metrics_of(out_dir: str | Path) -> list[dict[str, Any]]:
