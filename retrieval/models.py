@@ -110,7 +110,7 @@ class QueryEncoder:
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.model = model
-        self.workers = max(1, workers)  # batches ``map`` runs side by side, a session each
+        self.workers = max(1, workers)  # batches encoded side by side, a session each
         self._path, self._opts = str(onnx_path), opts
         self._pad: dict[str, Any] = {}
         self._tokenizer = self._own_tokenizer()
@@ -211,15 +211,12 @@ class QueryEncoder:
         """
         import numpy as np
 
-        if self._tokenizer is None:
-            order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-            groups = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-            parts = self._start([[texts[i] for i in idx] for idx in groups])
-        else:
-            encodings = self._tokenizer.encode_batch(texts) if texts else []
-            order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
-            groups = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-            parts = self._start([self._padded([encodings[i] for i in idx]) for idx in groups])
+        encodings = self._tokenizer.encode_batch(texts) if self._tokenizer is not None and texts else None
+        size = (lambda i: len(encodings[i].ids)) if encodings else (lambda i: len(texts[i]))
+        order = sorted(range(len(texts)), key=lambda i: -size(i))
+        groups = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+        parts = self._start([self._padded([encodings[i] for i in idx]) if encodings else [texts[i] for i in idx]
+                             for idx in groups])
 
         def result() -> Any:
             out = np.zeros((len(texts), 0), dtype=np.float32)
