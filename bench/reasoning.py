@@ -5,6 +5,8 @@
 
 Sections (``--sections`` picks some):
 - rl: held-out greedy accuracy of the SFT policy vs SFT+GRPO, synthetic (held-out templates) and countdown;
+- rl_recipe (asked for by name): the same for a GRPO recipe (``--rl-recipe``, default
+  configs/train_rl_countdown.yaml: countdown with 4 numbers from ``dca:countdown-reasoner``);
 - scaling: accuracy against policy samples (1..64) per search strategy, on the same problems;
 - countdown4: countdown with 4 numbers solved within 64 samples (exact check) and by majority vote, for
   whole traces from the policy alone and for stepwise sampling with the interpreter's values in the context;
@@ -70,10 +72,29 @@ def rl_section(policy: str, size: dict, work: Path, threads: int, rl: dict) -> d
         lr=rl["lr"], beta=rl["beta"], reward_correct=1.0, reward_valid=rl["reward_valid"],
         reward_format=rl["reward_format"], scale_rewards=rl["scale"], eval_n=size["eval_n"], threads=threads,
         out_dir=str(work / f"rl-{_slug(policy)}-{tag}"), resume=True, checkpoint_every=20)
-    result = train_rl(config)
+    return _rl_report(train_rl(config), rl)
+
+
+def rl_recipe_section(recipe: str, work: Path, threads: int) -> dict:
+    """GRPO exactly as a YAML recipe says (``configs/train_rl_countdown.yaml``: countdown with 4
+    numbers from ``dca:countdown-reasoner``), its run kept (resumable) under the bench's work folder."""
+    from dca.reasoning.rl import load_rl_config, train_rl
+
+    config = load_rl_config(ROOT / recipe if not Path(recipe).is_absolute() else recipe)
+    config.out_dir = str(work / f"recipe-{Path(recipe).stem}")
+    config.threads, config.resume = threads, True
+    out = _rl_report(train_rl(config), {"recipe": recipe, "policy": config.policy, "lr": config.lr,
+                                         "temperature": config.temperature, "beta": config.beta,
+                                         "group": config.group, "prompts": config.prompts_per_step})
+    out["eval_n"] = config.eval_n
+    return out
+
+
+def _rl_report(result, settings: dict) -> dict:
+    """A GRPO run's greedy dev accuracy before and after, per dev set, with its reward curve."""
     before = {k: result.before.get(k, 0.0) for k in result.after}
     after = result.after
-    return {"model": str(result.model_dir), "settings": rl, "before": before, "after": after,
+    return {"model": str(result.model_dir), "settings": settings, "before": before, "after": after,
             "gain_points": {k: round(100 * (after[k] - before[k]), 1) for k in after},
             "rewards": result.rewards, "minutes": round(result.seconds / 60, 1), "steps": result.steps}
 
@@ -262,6 +283,13 @@ def table(report: dict) -> str:
         rows.append(f"{'set':<44}{'SFT':>8}{'SFT+GRPO':>10}{'points':>8}")
         for k, after in rl["after"].items():
             rows.append(f"{k:<44}{rl['before'].get(k, 0):>8.1%}{after:>10.1%}{rl['gain_points'][k]:>+8.1f}")
+    if "rl_recipe" in report:
+        rr = report["rl_recipe"]
+        rows.append(f"\nRL recipe {rr['settings'].get('recipe')} (GRPO {rr['steps']} steps, {rr['minutes']} min, "
+                    f"from {rr['settings'].get('policy')}): greedy accuracy on {rr.get('eval_n', '?')} dev problems")
+        rows.append(f"{'set':<44}{'SFT':>8}{'SFT+GRPO':>10}{'points':>8}")
+        for k, after in rr["after"].items():
+            rows.append(f"{k:<44}{rr['before'].get(k, 0):>8.1%}{after:>10.1%}{rr['gain_points'][k]:>+8.1f}")
     if "scaling" in report:
         sc = report["scaling"]
         budgets = sorted({int(b) for s in STRATEGIES if s in sc for b in sc[s]})
@@ -298,7 +326,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--full", action="store_true", help="the issue's sizes (default: quick)")
     ap.add_argument("--policy", default="dca:tiny-reasoner", help="the SFT policy to start from")
-    ap.add_argument("--sections", default="rl,scaling,countdown4,gsm8k,throughput")
+    ap.add_argument("--sections", default="rl,scaling,countdown4,gsm8k,throughput",
+                    help="comma-separated; also rl_recipe (not in the default: ~15 min on 2 cores)")
+    ap.add_argument("--rl-recipe", default="configs/train_rl_countdown.yaml", help="the rl_recipe section's YAML")
     ap.add_argument("--rl-steps", type=int, help="GRPO steps (default: 40 quick, 300 full); a rerun resumes")
     ap.add_argument("--eval-n", type=int, help="held-out problems per set for greedy accuracy (default: 40 quick)")
     ap.add_argument("--countdown-n", type=int, help="countdown-4 problems for the 64-sample check (default: 20 quick)")
@@ -359,6 +389,9 @@ def main() -> int:
     if "rl" in sections:
         report["rl"] = rl_section(args.policy, size, work, args.threads, rl)
         trained = report["rl"]["model"]
+        save()
+    if "rl_recipe" in sections:
+        report["rl_recipe"] = rl_recipe_section(args.rl_recipe, work, args.threads)
         save()
     trained = args.search_policy or trained
     report["searched_policy"] = trained

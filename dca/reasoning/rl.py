@@ -275,6 +275,12 @@ def train_rl(config: RLConfig, *, progress: bool = True) -> RLResult:
 
     resume_from = get_last_checkpoint(str(work)) if config.resume and work.exists() else None
     start = int(resume_from.rsplit("-", 1)[-1]) if resume_from else 0
+    final = Path(config.save_to) if config.save_to else out / "model"
+    if start >= config.steps and (final / "dca_training.json").exists():
+        # a finished run: resuming TRL from its last checkpoint would train one step more
+        done = json.loads((final / "dca_training.json").read_text())
+        return RLResult(model_dir=final, steps=config.steps, rewards=done.get("rewards", []),
+                        before=done.get("before", {}), after=done.get("after", {}), seconds=done.get("seconds", 0.0))
     before = _evaluate(model, tokenizer, config, fmt) if start == 0 else {}
     log = RunLog(out, config.steps, start=start, progress=progress, title=f"grpo ({Path(path).name})")
     if start == 0:

@@ -51,6 +51,12 @@ def test_same_seed_repeats_and_a_rerun_resumes(micro_models, tmp_path):
     steps = [r["step"] for r in metrics_of(tmp_path / "a") if "reward" in r]
     assert steps == [0, 1, 2]  # steps 0 and 1 kept from the first run, only step 2 trained again
     assert more.rewards[:2] == a.rewards
+    weights = (more.model_dir / "model.safetensors").read_bytes()
+    again = train_rl(_config(micro_models["policy"], tmp_path / "a", **{**quick, "steps": 3}, resume=True),
+                     progress=False)  # finished: nothing is trained again
+    assert again.rewards == more.rewards and again.model_dir == more.model_dir
+    assert [r["step"] for r in metrics_of(tmp_path / "a") if "reward" in r] == [0, 1, 2]
+    assert (again.model_dir / "model.safetensors").read_bytes() == weights
 
 
 def test_judge_rewards_correct_valid_and_format(micro_models):
@@ -95,8 +101,9 @@ def test_dev_sets_of_one_family_and_split_get_distinct_keys():
     assert source_key(four, taken) == "countdown/dev[max_numbers=4,min_numbers=4]"
     assert source_key(DataSource("synthetic", "test"), taken) == "synthetic/test"
 
-def test_shipped_config_parses():
-    config = load_rl_config(Path(__file__).parents[2] / "configs" / "train_rl.yaml")
+@pytest.mark.parametrize("name", ["train_rl.yaml", "train_rl_countdown.yaml"])
+def test_shipped_configs_parse(name):
+    config = load_rl_config(Path(__file__).parents[2] / "configs" / name)
     assert config.data and config.group >= 2 and config.steps >= 1
 
 
