@@ -452,8 +452,8 @@ def embedding_dim(model: Any) -> int:
 def token_counter(model: Any) -> Any:
     """A tokenizer callable for llama-index's splitter that counts the embedder's own tokens.
 
-    It uses its own copy of the tokenizer: the loader thread chunks while the main thread encodes,
-    and a Hugging Face fast tokenizer's truncation/padding settings are shared mutable state.
+    It uses its own copy of the tokenizer: files are chunked while the encoder's workers tokenise
+    other chunks, and a Hugging Face fast tokenizer's truncation/padding settings are shared mutable state.
     """
     backend = getattr(model.tokenizer, "backend_tokenizer", None)
     if backend is not None:
