@@ -158,3 +158,23 @@ def test_sources_of_one_family_and_split_are_counted_together_unless_options_tel
     three = DataSource("countdown", "train", n=2, options={"min_numbers": 3, "max_numbers": 3})
     _, counts = build_examples([config.data[0], three], config)
     assert counts == {"countdown/train": 5, "countdown/train[max_numbers=3,min_numbers=3]": 2}
+
+
+def test_a_grpo_policy_keeps_the_trace_style_of_the_policy_it_started_from(tmp_path):
+    """GRPO records its own data (no comment options) and the model it started from; stepwise
+    sampling must still write the comments that start model was trained on."""
+    import json
+    from types import SimpleNamespace
+
+    from dca.reasoning.tasks.countdown import trace_style
+
+    sft, rl = tmp_path / "sft", tmp_path / "rl"
+    sft.mkdir()
+    rl.mkdir()
+    options = {"min_numbers": 4, "max_numbers": 4, "needs": True, "left": True}
+    (sft / "dca_training.json").write_text(json.dumps({"config": {"data": [{"family": "countdown", "options": options}]}}))
+    (rl / "dca_training.json").write_text(json.dumps({"kind": "grpo", "start": str(sft), "config": {
+        "data": [{"family": "countdown", "options": {"min_numbers": 4, "max_numbers": 4}}]}}))
+    policy = lambda d: SimpleNamespace(_model_dir=lambda: str(d))  # noqa: E731
+    assert trace_style(policy(sft)) == {"needs": True, "left": True}
+    assert trace_style(policy(rl)) == {"needs": True, "left": True}

@@ -283,12 +283,19 @@ def sample_with_values(policy: Any, problem: Problem, n: int = 64, temperature: 
 
 
 def trace_style(policy: Any) -> dict[str, bool]:
-    """Which countdown comments (``needs``, ``left``) the policy was trained on, per its ``dca_training.json``."""
+    """Which countdown comments (``needs``, ``left``) the policy was trained on, per its
+    ``dca_training.json``; a GRPO policy writes what the policy it started from was trained on."""
     import json
     from pathlib import Path
 
     directory = policy._model_dir() if hasattr(policy, "_model_dir") else None
-    record = Path(directory or "", "dca_training.json")
-    sources = json.loads(record.read_text()).get("config", {}).get("data", []) if directory and record.exists() else []
+    record: dict = {}
+    for _ in range(8):  # GRPO from GRPO from ... an SFT run
+        path = Path(directory or "", "dca_training.json")
+        record = json.loads(path.read_text()) if directory and path.exists() else {}
+        if record.get("kind") != "grpo" or not record.get("start"):
+            break
+        directory = record["start"]
+    sources = record.get("config", {}).get("data", [])
     options = [s.get("options") or {} for s in sources if s.get("family") == "countdown"]
     return {key: any(o.get(key) for o in options) for key in ("needs", "left")}
