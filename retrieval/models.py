@@ -127,14 +127,10 @@ class QueryEncoder:
         (a slow tokenizer, no pad token, inputs it does not make): the wrapper is used under a lock.
         """
         hf = self.model.tokenizer
-        backend = getattr(hf, "backend_tokenizer", None)
-        if backend is None or hf.pad_token is None or not set(self.inputs) <= set(_ENCODING_FIELDS):
+        tok = _tokenizer_copy(hf)
+        if tok is None or hf.pad_token is None or not set(self.inputs) <= set(_ENCODING_FIELDS):
             return None
-        from tokenizers import Tokenizer
-
-        tok = Tokenizer.from_str(backend.to_str())
         tok.enable_truncation(self.model.max_seq_length or hf.model_max_length)
-        tok.no_padding()
         self._pad = {"direction": hf.padding_side, "pad_id": hf.pad_token_id, "pad_type_id": hf.pad_token_type_id,
                      "pad_token": hf.pad_token}
         return tok
@@ -168,12 +164,16 @@ class QueryEncoder:
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
     def __call__(self, texts: list[str]) -> Any:
-        return self.forward(self.tokenize(texts))
+        return self._encode(texts)
+
+    def _encode(self, batch: list[str] | dict[str, Any], session: Any = None) -> Any:
+        """Vectors of a batch given as texts or as tokenised inputs."""
+        return self.forward(batch if isinstance(batch, dict) else self.tokenize(batch), session)
 
     def _on_lane(self, batch: list[str] | dict[str, Any]) -> Any:
         session = self._lanes.get()
         try:
-            return self.forward(batch if isinstance(batch, dict) else self.tokenize(batch), session)
+            return self._encode(batch, session)
         finally:
             self._lanes.put(session)
 
@@ -181,7 +181,7 @@ class QueryEncoder:
         """Hand ``batches`` (texts, or tokenised inputs) to the workers as futures, or encode them
         now with one worker."""
         if self.workers == 1:
-            return [self.forward(b) if isinstance(b, dict) else self(b) for b in batches]
+            return [self._encode(b) for b in batches]
         if self._pool is None:
             import queue
             from concurrent.futures import ThreadPoolExecutor
@@ -195,11 +195,6 @@ class QueryEncoder:
                 self._lanes.put(ort.InferenceSession(self._path, self._opts, providers=["CPUExecutionProvider"]))
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dca-encode")
         return [self._pool.submit(self._on_lane, b) for b in batches]
-
-    def map(self, batches: list[list[str]]) -> list[Any]:
-        """Embeddings of several batches, up to ``workers`` of them at once, each in its own session
-        (tokenising included: the calling thread only hands batches out)."""
-        return [_done(part) for part in self._start(batches)]
 
     def submit(self, texts: list[str], batch_size: int = 8) -> Callable[[], Any]:
         """Start encoding ``texts`` and return a function that waits for the vectors, in the order of
@@ -235,6 +230,20 @@ def _done(part: Any) -> Any:
     from concurrent.futures import Future
 
     return part.result() if isinstance(part, Future) else part
+
+
+def _tokenizer_copy(hf: Any) -> Any:
+    """A private copy of a transformers fast tokenizer's Rust tokenizer, without truncation or
+    padding (``None`` for a slow tokenizer)."""
+    backend = getattr(hf, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_str(backend.to_str())
+    tok.no_truncation()
+    tok.no_padding()
+    return tok
 
 
 # the graph input each field of a ``tokenizers.Encoding`` feeds
@@ -455,13 +464,8 @@ def token_counter(model: Any) -> Any:
     It uses its own copy of the tokenizer: files are chunked while the encoder's workers tokenise
     other chunks, and a Hugging Face fast tokenizer's truncation/padding settings are shared mutable state.
     """
-    backend = getattr(model.tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        from tokenizers import Tokenizer
-
-        tok = Tokenizer.from_str(backend.to_str())
-        tok.no_truncation()
-        tok.no_padding()
+    tok = _tokenizer_copy(model.tokenizer)
+    if tok is not None:
         return lambda text: tok.encode(text, add_special_tokens=False).ids
     import copy
 
