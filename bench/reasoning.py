@@ -80,7 +80,7 @@ def rl_recipe_section(recipe: str, work: Path, threads: int) -> dict:
     numbers from ``dca:countdown-reasoner``), its run kept (resumable) under the bench's work folder."""
     from dca.reasoning.rl import load_rl_config, train_rl
 
-    config = load_rl_config(ROOT / recipe if not Path(recipe).is_absolute() else recipe)
+    config = load_rl_config(ROOT / recipe)  # an absolute path stays itself
     config.out_dir = str(work / f"recipe-{Path(recipe).stem}")
     config.threads, config.resume = threads, True
     out = _rl_report(train_rl(config), {"recipe": recipe, "policy": config.policy, "lr": config.lr,
@@ -275,21 +275,25 @@ def plot(report: dict) -> None:
         plt.close(fig)
 
 
+def _gain_rows(rl: dict) -> list[str]:
+    """Greedy accuracy per dev set before and after a GRPO run (``_rl_report``)."""
+    rows = [f"{'set':<44}{'SFT':>8}{'SFT+GRPO':>10}{'points':>8}"]
+    for k, after in rl["after"].items():
+        rows.append(f"{k:<44}{rl['before'].get(k, 0):>8.1%}{after:>10.1%}{rl['gain_points'][k]:>+8.1f}")
+    return rows
+
+
 def table(report: dict) -> str:
     rows = [f"# reasoning benchmark ({report['mode']}, policy {report['policy']})"]
     if "rl" in report:
         rl = report["rl"]
         rows.append(f"\nRL (GRPO {rl['steps']} steps, {rl['minutes']} min, {rl.get('settings', {})}): greedy accuracy")
-        rows.append(f"{'set':<44}{'SFT':>8}{'SFT+GRPO':>10}{'points':>8}")
-        for k, after in rl["after"].items():
-            rows.append(f"{k:<44}{rl['before'].get(k, 0):>8.1%}{after:>10.1%}{rl['gain_points'][k]:>+8.1f}")
+        rows.extend(_gain_rows(rl))
     if "rl_recipe" in report:
         rr = report["rl_recipe"]
         rows.append(f"\nRL recipe {rr['settings'].get('recipe')} (GRPO {rr['steps']} steps, {rr['minutes']} min, "
                     f"from {rr['settings'].get('policy')}): greedy accuracy on {rr.get('eval_n', '?')} dev problems")
-        rows.append(f"{'set':<44}{'SFT':>8}{'SFT+GRPO':>10}{'points':>8}")
-        for k, after in rr["after"].items():
-            rows.append(f"{k:<44}{rr['before'].get(k, 0):>8.1%}{after:>10.1%}{rr['gain_points'][k]:>+8.1f}")
+        rows.extend(_gain_rows(rr))
     if "scaling" in report:
         sc = report["scaling"]
         budgets = sorted({int(b) for s in STRATEGIES if s in sc for b in sc[s]})
