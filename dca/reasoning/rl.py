@@ -257,6 +257,16 @@ def train_rl(config: RLConfig, *, progress: bool = True) -> RLResult:
         shutil.rmtree(work, ignore_errors=True)
         (out / "metrics.jsonl").unlink(missing_ok=True)
 
+    resume_from = get_last_checkpoint(str(work)) if config.resume and work.exists() else None
+    start = int(resume_from.rsplit("-", 1)[-1]) if resume_from else 0
+    final = Path(config.save_to) if config.save_to else out / "model"
+    if start >= config.steps and (final / "dca_training.json").exists():
+        # a finished run, told before any model or data is loaded: resuming TRL from its last
+        # checkpoint would train one step more
+        done = json.loads((final / "dca_training.json").read_text())
+        return RLResult(model_dir=final, steps=config.steps, rewards=done.get("rewards", []),
+                        before=done.get("before", {}), after=done.get("after", {}), seconds=done.get("seconds", 0.0))
+
     path = resolve_model(config.policy)
     local = Path(path).is_dir()
     fmt = load_format(path if local else None)
@@ -273,14 +283,6 @@ def train_rl(config: RLConfig, *, progress: bool = True) -> RLResult:
     judge = TraceJudge(problems, fmt)
     dataset = Dataset.from_dict({"prompt": [judge.prompt(p) for p in problems], "pid": [p.id for p in problems]})
 
-    resume_from = get_last_checkpoint(str(work)) if config.resume and work.exists() else None
-    start = int(resume_from.rsplit("-", 1)[-1]) if resume_from else 0
-    final = Path(config.save_to) if config.save_to else out / "model"
-    if start >= config.steps and (final / "dca_training.json").exists():
-        # a finished run: resuming TRL from its last checkpoint would train one step more
-        done = json.loads((final / "dca_training.json").read_text())
-        return RLResult(model_dir=final, steps=config.steps, rewards=done.get("rewards", []),
-                        before=done.get("before", {}), after=done.get("after", {}), seconds=done.get("seconds", 0.0))
     before = _evaluate(model, tokenizer, config, fmt) if start == 0 else {}
     log = RunLog(out, config.steps, start=start, progress=progress, title=f"grpo ({Path(path).name})")
     if start == 0:
