@@ -139,8 +139,9 @@ def tune_embedder(pairs: list[tuple[str, str]], out: str | Path, *, base: str = 
 def tune_reranker(pairs: list[tuple[str, str]], out: str | Path, *, base: str = DEFAULT_EMBEDDER,
                   index: "Index | None" = None, corpus: list[str] | None = None, negatives: int = 3,
                   epochs: float = 1.0, batch_size: int = 32, lr: float = 5e-5, head_lr: float = 2e-3,
-                  seed: int = 0, max_length: int = 256) -> Path:
-    """Train a ``CrossEncoder`` reranker from ``base``'s weights on positives and BM25 hard negatives.
+                  seed: int = 0, max_length: int = 256, given_negatives: list[list[str]] | None = None) -> Path:
+    """Train a ``CrossEncoder`` reranker from ``base``'s weights on positives and BM25 hard negatives
+    (or, with ``given_negatives``, each pair's own negatives: e.g. the other facts of its page).
 
     The scoring head (pooler and classifier) learns at ``head_lr``, the encoder at ``lr``. An
     embedder's ``[CLS]`` pooler was never trained (it pools by mean), so its output is small
@@ -157,8 +158,11 @@ def tune_reranker(pairs: list[tuple[str, str]], out: str | Path, *, base: str = 
         raise RetrievalError("tune-reranker: no (query, passage) pairs")
     out = Path(out)
     torch.manual_seed(seed)
+    if given_negatives is not None and len(given_negatives) != len(pairs):
+        raise RetrievalError(f"tune-reranker: {len(given_negatives)} negative lists for {len(pairs)} pairs")
     model = CrossEncoder(resolve_model(base), num_labels=1, max_length=max_length, device="cpu")
-    negs = mine_negatives(pairs, index=index, corpus=corpus, n=negatives, seed=seed)
+    negs = given_negatives if given_negatives is not None else \
+        mine_negatives(pairs, index=index, corpus=corpus, n=negatives, seed=seed)
     rows: dict[str, list[Any]] = {"query": [], "passage": [], "label": []}
     for (q, p), ns in zip(pairs, negs):
         for text, label in [(p, 1.0)] + [(n, 0.0) for n in ns]:
@@ -166,7 +170,7 @@ def tune_reranker(pairs: list[tuple[str, str]], out: str | Path, *, base: str = 
             rows["passage"].append(text)
             rows["label"].append(label)
     data = Dataset.from_dict(rows).shuffle(seed=seed)
-    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(max(1, negatives))))
+    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(max(1.0, sum(map(len, negs)) / len(negs))))
     head = [p for n, p in model.named_parameters() if ".classifier." in n or ".pooler." in n]
     if not head:
         raise RetrievalError(f"tune-reranker: {base!r} has no pooler/classifier head to train")

@@ -79,3 +79,25 @@ def test_reranker_head_leaves_chance_within_a_few_steps(tmp_path):
     model = load_reranker(str(out))
     margins = [model.predict([(q, p), (q, seen[(i + 1) % len(seen)][1])]) for i, (q, p) in enumerate(seen)]
     assert float(np.mean([pos - neg for pos, neg in margins])) > 0.1
+
+
+def test_given_negatives_must_match_the_pairs(tmp_path):
+    from retrieval.errors import RetrievalError
+    from retrieval.tuning import tune_reranker
+
+    with pytest.raises(RetrievalError, match="2 negative lists for 3 pairs"):
+        tune_reranker(PAIRS[:3], tmp_path / "r", given_negatives=[["x"], ["y"]])
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_reranker_learns_the_given_negatives(tmp_path):
+    """Each pair's own negatives (e.g. the other facts of its page) are what it learns to rank below."""
+    from retrieval.tuning import tune_reranker
+
+    seen = PAIRS[:6]
+    decoys = [[f"Part {q.split()[-1]} was moved out of aisle {i}."] for i, (q, _) in enumerate(seen)]
+    out = tune_reranker(seen, tmp_path / "reranker", given_negatives=decoys, epochs=6, batch_size=4, max_length=32)
+    model = load_reranker(str(out))
+    margins = [model.predict([(q, p), (q, d[0])]) for (q, p), d in zip(seen, decoys)]
+    assert float(np.mean([pos - neg for pos, neg in margins])) > 0.1
