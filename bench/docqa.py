@@ -85,7 +85,7 @@ def loss_bucket(family: Any, problem: Any, cands: list, facts: list, page_cells:
 
 def evaluate(family: Any, problems: list, weights: list[float] | None, featurizer: Any, percent: str,
              threshold: float, use_heads: bool = True, strategies: dict | None = None,
-             model: Any = None) -> dict[str, Any]:
+             model: Any = None, reranker: Any = None) -> dict[str, Any]:
     from rich.progress import track
 
     from agents.docqa.agent import AnswerWording, docqa_verifier
@@ -106,7 +106,7 @@ def evaluate(family: Any, problems: list, weights: list[float] | None, featurize
                              top_k=reasoner.top_facts, checkpoint=None, name=f"docqa-{name}")
     rows = []
     for p in track(problems, description=f"{family.name} ({'heads' if use_heads else 'no heads'})"):
-        page.current = PageKnowledge(p.evidence, weights=weights, featurizer=featurizer)
+        page.current = PageKnowledge(p.evidence, weights=weights, featurizer=featurizer, reranker=reranker)
         start = time.perf_counter()
         ranked = page.retrieve(p.question, 10)
         gold = set(gold_facts(p))
@@ -249,12 +249,15 @@ def main() -> None:
         problems = list(family.problems("dev", n=args.n))
         runs = {"docqa": (heads.fact_weights(percent), True)}
         if not args.no_baselines:
+            runs["baseline: fact ranker without the reranker"] = (heads.fact_weights(percent), True)
             runs["baseline: MiniLM retrieval"] = (None, True)
             runs["baseline: no trained heads"] = (heads.fact_weights(percent), False)
         for label, (weights, use_heads) in runs.items():
             strategies = STRATEGIES if label == "docqa" else {"verify + retry 3": STRATEGIES["verify + retry 3"]}
             threshold = thresholds.get(percent, heads.threshold) if use_heads else 0.0
-            res = evaluate(family, problems, weights, featurizer, percent, threshold, use_heads, strategies, model)
+            reranker = heads.fact_reranker() if label == "docqa" else None
+            res = evaluate(family, problems, weights, featurizer, percent, threshold, use_heads, strategies, model,
+                           reranker)
             report["results"][f"{family.name} / {label}"] = res
             plots[f"{family.name} / {label}"] = res
     if args.lm_baseline:

@@ -6,6 +6,11 @@ what a reader checks first (the question's years and words in the fact, its row 
 the question quotes), combined by a logistic regression trained on the training records' gold
 evidence. Without trained weights the MiniLM similarity alone ranks the facts (the baseline).
 New features go after "bias", so weights trained before them still line up.
+
+With a fact reranker (a cross-encoder from MiniLM's weights that reads the question and the fact
+together, trained with the heads), its ranking and the ranker's are fused by reciprocal rank:
+the reranker reads wording the features miss, the features carry years and quoted numbers.
+Recall@3 on dev pages (bench/docqa.py): FinQA 0.779 -> 0.787, TAT-QA 0.819 -> 0.897.
 """
 from __future__ import annotations
 
@@ -78,18 +83,25 @@ def fact_features(question: str, facts: list[Evidence], dense: list[float]) -> l
     return rows
 
 
+RRF_K = 3  # a page has ~20 facts: its top ranks must count more than with k=60 (dev recall@3 TAT-QA 0.90 vs 0.89)
+
+
 class PageKnowledge:
     """``dca.abilities.Knowledge`` over a fixed list of facts (one page); scores in [0, 1].
 
     ``weights`` are the fact ranker's (``FACT_FEATURES`` order); ``None`` ranks by MiniLM alone.
+    ``reranker``: a sentence-transformers ``CrossEncoder`` whose ranking is fused with it.
     """
 
-    def __init__(self, facts: list[Any], *, weights: list[float] | None = None, featurizer: Any = None):
+    def __init__(self, facts: list[Any], *, weights: list[float] | None = None, featurizer: Any = None,
+                 reranker: Any = None):
         from agents.docqa.reasoner import Featurizer
 
         self.facts = as_evidence(facts)
         self.weights = weights
         self.featurizer = featurizer or Featurizer()
+        self.reranker = reranker
+        self._read: dict[str, list[float]] = {}  # the reranker's scores by query: strategies re-ask the same one
 
     def retrieve(self, query: str, k: int = 5) -> list[Evidence]:
         if not self.facts or not query.strip():
@@ -107,6 +119,18 @@ class PageKnowledge:
     def scores(self, query: str) -> list[float]:
         dense = self.dense(query)
         if self.weights is None:
-            return [max(0.0, d) for d in dense]
-        rows = fact_features(query, self.facts, dense)
-        return [1 / (1 + math.exp(-sum(w * x for w, x in zip(self.weights, r)))) for r in rows]
+            ranker = [max(0.0, d) for d in dense]
+        else:
+            rows = fact_features(query, self.facts, dense)
+            ranker = [1 / (1 + math.exp(-sum(w * x for w, x in zip(self.weights, r)))) for r in rows]
+        if self.reranker is None:
+            return ranker
+        from retrieval.fusion import rrf
+
+        if query not in self._read:
+            self._read[query] = [float(x) for x in self.reranker.predict(
+                [(query, e.text) for e in self.facts], batch_size=32, show_progress_bar=False)]
+        read = self._read[query]
+        by = lambda s: [str(i) for i in sorted(range(len(s)), key=lambda i: -s[i])]  # noqa: E731
+        fused = rrf([by(ranker), by(read)], k=RRF_K)
+        return [fused[str(i)] for i in range(len(self.facts))]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 REASONER = "docqa-reasoner"
+FACT_RERANKER = "fact-reranker"  # the fact cross-encoder's folder inside the reasoner's
 EMBEDDER = "all-MiniLM-L6-v2"  # frozen: question and cell-label embeddings for the reasoner
 
 
@@ -34,6 +35,8 @@ def built(name: str) -> bool:
     from agents.docqa.reasoner import CELL_FEATURES, SHAPE_LABELS, TRACE_FEATURES
 
     cfg = json.loads(path.read_text(encoding="utf-8"))
+    if not (path.parent / FACT_RERANKER / "config.json").exists():  # built before the fact reranker
+        return False
     return (cfg.get("shapes"), cfg.get("trace_features"), cfg.get("cell_features"), cfg.get("fact_features")) == \
         (SHAPE_LABELS, list(TRACE_FEATURES), list(CELL_FEATURES), list(FACT_FEATURES))
 

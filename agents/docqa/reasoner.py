@@ -180,10 +180,20 @@ class Heads:
     config: dict[str, Any] = field(default_factory=dict)
     fact_w: list[float] = field(default_factory=list)
     fact_w_ratio: list[float] = field(default_factory=list)  # the fact ranker for "ratio" (FinQA-style) pages
+    directory: str = ""  # where the heads were loaded from (the fact reranker sits beside them)
 
     def fact_weights(self, percent: str = "percent") -> list[float]:
         """The fact ranker's weights for pages of this percent convention."""
         return (self.fact_w_ratio or self.fact_w) if percent == "ratio" else self.fact_w
+
+    def fact_reranker(self) -> Any:
+        """The cross-encoder over (question, fact) trained with these heads, or ``None`` (an older build)."""
+        name = self.config.get("fact_reranker")
+        if not name or not self.directory or not (Path(self.directory) / name / "config.json").exists():
+            return None
+        from retrieval.models import load_reranker
+
+        return load_reranker(str(Path(self.directory) / name))
 
     @classmethod
     def load(cls, directory: str | Path) -> "Heads":
@@ -198,7 +208,7 @@ class Heads:
         return cls(t["shape_w"].tolist(), t["shape_b"].tolist(), t["operand_w"].tolist(), t["trace_w"].tolist(),
                    float(cfg["null_bias"]), float(cfg["threshold"]), cfg,
                    t["fact_w"].tolist() if "fact_w" in t else [],
-                   t["fact_w_ratio"].tolist() if "fact_w_ratio" in t else [])
+                   t["fact_w_ratio"].tolist() if "fact_w_ratio" in t else [], str(directory))
 
     def save(self, directory: str | Path) -> None:
         import numpy as np

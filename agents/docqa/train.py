@@ -22,6 +22,7 @@ from typing import Any
 
 from agents.docqa.cells import evidence_cells, same_number
 from agents.docqa.knowledge import FACT_FEATURES
+from agents.docqa.models import FACT_RERANKER
 from agents.docqa.reasoner import (
     CELL_FEATURES,
     OTHER,
@@ -167,6 +168,27 @@ def train_fact_ranker(problems: list[Problem], feat: Featurizer, progress: bool 
     return weights
 
 
+def train_fact_reranker(problems: list[Problem], out: str | Path, *, negatives: int = 4, seed: int = 0,
+                        quick: bool = False) -> Path:
+    """A ``CrossEncoder`` from MiniLM's weights that reads a question with one fact of its page:
+    each gold fact against ``negatives`` other facts of the same page (half of them the ones
+    sharing most words with the question). FinQA's questions are repeated ``FINQA_WEIGHT`` times,
+    with other negatives each time, as in the other heads. ~13 min on 2 cores (285 steps of 32).
+    """
+    from agents.docqa.examples import retrieval_examples
+    from retrieval.tuning import tune_reranker
+
+    finqa = [p for p in problems if p.family == "finqa"]
+    examples = retrieval_examples(problems, negatives=negatives, synthetic_per_page=0, seed=seed)
+    for k in range(1, int(FINQA_WEIGHT)):
+        examples += retrieval_examples(finqa, negatives=negatives, synthetic_per_page=0, seed=seed + k)
+    if quick:
+        examples = examples[:16]
+    random.Random(seed).shuffle(examples)
+    return tune_reranker([(e.query, e.positive) for e in examples], out, negatives=negatives, max_length=128,
+                         given_negatives=[e.negatives for e in examples], seed=seed)
+
+
 def train_reasoner(problems: list[Problem], out: str | Path, *, quick: bool = False,
                    progress: bool = True, seed: int = 0) -> Path:
     """Train the three heads and the threshold; save them to ``out`` (safetensors + config.json)."""
@@ -279,7 +301,9 @@ def train_reasoner(problems: list[Problem], out: str | Path, *, quick: bool = Fa
         "shape_cv_accuracy": round(shape_acc, 4), "candidate_oracle": round(oracle, 4),
         "heldout_top1": round(held_acc, 4), "heldout_top1_by_convention": held_by, "thresholds": thresholds,
         "cell_features": list(CELL_FEATURES),
-        "fact_features": list(FACT_FEATURES)}, fact_w, fact_w_ratio)
+        "fact_features": list(FACT_FEATURES), "fact_reranker": FACT_RERANKER}, fact_w, fact_w_ratio)
+    # 6. the fact reranker (a cross-encoder), beside the heads
+    train_fact_reranker(problems, out / FACT_RERANKER, seed=seed, quick=quick)
     heads.save(out)
     if progress:
         print(f"docqa reasoner: shape cv acc {shape_acc:.3f}, oracle {oracle:.3f}, held-out top-1 {held_acc:.3f}, "

@@ -129,7 +129,7 @@ def test_threshold_follows_the_percent_convention(tmp_path):
 
 
 def test_a_model_built_for_other_features_counts_as_not_built(tmp_path, monkeypatch):
-    from agents.docqa.models import REASONER, built, model_dir
+    from agents.docqa.models import FACT_RERANKER, REASONER, built, model_dir
     from agents.docqa.knowledge import FACT_FEATURES
     from agents.docqa.reasoner import NAMES, TRACE_FEATURES, Heads
 
@@ -138,7 +138,55 @@ def test_a_model_built_for_other_features_counts_as_not_built(tmp_path, monkeypa
     heads = Heads([[0.0]] * (len(NAMES) + 1), [0.0] * (len(NAMES) + 1), [0.0], [0.0] * len(TRACE_FEATURES), 0.0,
                   0.5, {"fact_features": list(FACT_FEATURES)})
     heads.save(model_dir(REASONER))
+    assert not built(REASONER)  # built before the fact reranker
+    assert Heads.load(model_dir(REASONER)).fact_reranker() is None
+    (model_dir(REASONER) / FACT_RERANKER).mkdir()
+    (model_dir(REASONER) / FACT_RERANKER / "config.json").write_text("{}")
     assert built(REASONER)
     heads.config["fact_features"] = list(FACT_FEATURES[:-1])  # an older build, before a feature was added
     heads.save(model_dir(REASONER))
     assert not built(REASONER)
+
+
+class _OrderReranker:
+    """Stands in for the cross-encoder to pin the fusion: scores are given per fact text."""
+
+    def __init__(self, scores: dict[str, float]):
+        self.scores, self.calls = scores, 0
+
+    def predict(self, pairs, **_):
+        self.calls += 1
+        return [self.scores[text] for _, text in pairs]
+
+
+def test_the_fact_reranker_is_fused_by_rank_and_read_once_per_query(bonds):
+    from agents.docqa.knowledge import PageKnowledge
+
+    q = bonds.question
+    order = [e.text for e in PageKnowledge(bonds.evidence).retrieve(q, len(bonds.evidence))]
+    assert len(order) >= 6
+    # the reranker agrees with the ranker except that it puts the ranker's first fact last, its second first
+    read = {t: -i for i, t in enumerate(order)}
+    read[order[0]], read[order[1]] = -len(order), 1.0
+    reranker = _OrderReranker(read)
+    fused = PageKnowledge(bonds.evidence, reranker=reranker)
+    assert [e.text for e in fused.retrieve(q, 3)] == order[1:4]
+    fused.retrieve(q, 5)
+    assert reranker.calls == 1  # strategies and retries ask the same question again
+    fused.retrieve("What were the total bonds in 2008?", 3)
+    assert reranker.calls == 2
+
+
+def test_fact_reranker_trains_beside_the_heads_and_loads_from_them(tmp_path, finqa_train):
+    from agents.docqa.models import FACT_RERANKER
+    from agents.docqa.reasoner import Heads
+    from agents.docqa.train import train_fact_reranker
+
+    problems = list(finqa_train.problems("train"))[:8]
+    train_fact_reranker(problems, tmp_path / FACT_RERANKER, quick=True)
+    heads = Heads([[0.0]], [0.0], [0.0], [0.0], 0.0, 0.5, {"fact_reranker": FACT_RERANKER})
+    heads.save(tmp_path)
+    reranker = Heads.load(tmp_path).fact_reranker()
+    assert reranker is not None
+    scores = reranker.predict([(problems[0].question, e.text) for e in problems[0].evidence[:3]])
+    assert len(scores) == 3 and len({round(float(s), 6) for s in scores}) == 3
