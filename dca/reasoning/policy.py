@@ -191,11 +191,13 @@ def decode(model: "PreTrainedModel", ids: Any, mask: Any, *, temperature: float,
     out = torch.full((rows, max_new_tokens), pad, dtype=torch.long)
     logps = torch.zeros((rows, max_new_tokens))
     step_ids, step_pos = ids, positions
-    keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    params = inspect.signature(model.forward).parameters
+    keep = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+    cache_arg = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5.24
     padded = not bool(mask.all())  # without padding the model's own causal mask is enough (and faster)
     for t in range(max_new_tokens):
         logits = model(input_ids=step_ids, attention_mask=mask if padded else None, position_ids=step_pos,
-                       past_key_values=cache, use_cache=True, **keep).logits[:, -1].float()
+                       use_cache=True, **{cache_arg: cache}, **keep).logits[:, -1].float()
         logp = logits.log_softmax(-1)  # the model's own distribution, before suppression and temperature
         if t == 0:
             logits[:, suppress] = float("-inf")  # a step or trace is never empty
