@@ -87,9 +87,13 @@ def _overlaps(text: str, positives: set[str]) -> bool:
 
 
 def _trainer_args(out: Path, epochs: float, batch_size: int, lr: float, seed: int, cross: bool) -> Any:
+    import transformers
+
+    # 10 % warm-up: transformers 5 takes it as a fractional warmup_steps and deprecates warmup_ratio
+    warmup = {"warmup_steps": 0.1} if int(transformers.__version__.split(".")[0]) >= 5 else {"warmup_ratio": 0.1}
     kwargs = dict(output_dir=str(out / ".trainer"), num_train_epochs=epochs, per_device_train_batch_size=batch_size,
-                  learning_rate=lr, warmup_ratio=0.1, seed=seed, save_strategy="no", report_to="none",
-                  logging_steps=10, disable_tqdm=False, use_cpu=True, dataloader_num_workers=0)
+                  learning_rate=lr, seed=seed, save_strategy="no", report_to="none",
+                  logging_steps=10, disable_tqdm=False, use_cpu=True, dataloader_num_workers=0, **warmup)
     if cross:
         from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
 
@@ -149,18 +153,10 @@ def tune_reranker(pairs: list[tuple[str, str]], out: str | Path, *, base: str = 
     steps at one shared 5e-5, a few hundred pairs stayed at chance (loss 0.69); 2e-3 on the head
     leaves the plateau in tens of steps.
     """
-    import torch
-    from datasets import Dataset
-    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer
-    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
-
     if not pairs:
         raise RetrievalError("tune-reranker: no (query, passage) pairs")
-    out = Path(out)
-    torch.manual_seed(seed)
     if given_negatives is not None and len(given_negatives) != len(pairs):
         raise RetrievalError(f"tune-reranker: {len(given_negatives)} negative lists for {len(pairs)} pairs")
-    model = CrossEncoder(resolve_model(base), num_labels=1, max_length=max_length, device="cpu")
     negs = given_negatives if given_negatives is not None else \
         mine_negatives(pairs, index=index, corpus=corpus, n=negatives, seed=seed)
     rows: dict[str, list[Any]] = {"query": [], "passage": [], "label": []}
@@ -169,11 +165,39 @@ def tune_reranker(pairs: list[tuple[str, str]], out: str | Path, *, base: str = 
             rows["query"].append(q)
             rows["passage"].append(text)
             rows["label"].append(label)
+    return train_cross_encoder(rows, out, base=base, epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr,
+                               seed=seed, max_length=max_length,
+                               pos_weight=max(1.0, sum(map(len, negs)) / len(negs)), what="tune-reranker")
+
+
+def train_cross_encoder(rows: dict[str, list[Any]], out: str | Path, *, num_labels: int = 1,
+                        base: str = DEFAULT_EMBEDDER, epochs: float = 1.0, batch_size: int = 32, lr: float = 5e-5,
+                        head_lr: float = 2e-3, seed: int = 0, max_length: int = 256, pos_weight: float = 1.0,
+                        what: str = "cross-encoder") -> Path:
+    """Fine-tune a ``CrossEncoder`` from ``base``'s weights on ``rows`` (two text columns and
+    ``label``): one logit with binary cross-entropy, or ``num_labels`` classes with cross-entropy
+    (integer labels). The head learns at ``head_lr`` (see ``tune_reranker``). Saved to ``out``."""
+    import torch
+    from datasets import Dataset
+    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss, CrossEntropyLoss
+
+    from transformers.utils import logging as hf_logging
+
+    out = Path(out)
+    torch.manual_seed(seed)
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the classifier head is new on purpose: no "MISSING" load report
+    try:
+        model = CrossEncoder(resolve_model(base), num_labels=num_labels, max_length=max_length, device="cpu")
+    finally:
+        hf_logging.set_verbosity(level)
     data = Dataset.from_dict(rows).shuffle(seed=seed)
-    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(max(1.0, sum(map(len, negs)) / len(negs))))
+    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(pos_weight)) if num_labels == 1 \
+        else CrossEntropyLoss(model)
     head = [p for n, p in model.named_parameters() if ".classifier." in n or ".pooler." in n]
     if not head:
-        raise RetrievalError(f"tune-reranker: {base!r} has no pooler/classifier head to train")
+        raise RetrievalError(f"{what}: {base!r} has no pooler/classifier head to train")
     body = [p for n, p in model.named_parameters() if ".classifier." not in n and ".pooler." not in n]
     optimizer = torch.optim.AdamW([{"params": body, "lr": lr}, {"params": head, "lr": head_lr}], weight_decay=0.01)
     trainer = CrossEncoderTrainer(model=model, args=_trainer_args(out, epochs, batch_size, lr, seed, cross=True),
