@@ -17,6 +17,7 @@ from typing import Any
 
 REASONER = "docqa-reasoner"
 FACT_RERANKER = "fact-reranker"  # the fact cross-encoder's folder inside the reasoner's
+SHAPE_READER = "shape-reader"  # the question reader's (shape classifier's) folder inside the reasoner's
 EMBEDDER = "all-MiniLM-L6-v2"  # frozen: question and cell-label embeddings for the reasoner
 
 
@@ -35,8 +36,8 @@ def built(name: str) -> bool:
     from agents.docqa.reasoner import CELL_FEATURES, SHAPE_LABELS, TRACE_FEATURES
 
     cfg = json.loads(path.read_text(encoding="utf-8"))
-    if not (path.parent / FACT_RERANKER / "config.json").exists():  # built before the fact reranker
-        return False
+    if not all((path.parent / sub / "config.json").exists() for sub in (FACT_RERANKER, SHAPE_READER)):
+        return False  # built before the fact reranker or the shape reader
     return (cfg.get("shapes"), cfg.get("trace_features"), cfg.get("cell_features"), cfg.get("fact_features")) == \
         (SHAPE_LABELS, list(TRACE_FEATURES), list(CELL_FEATURES), list(FACT_FEATURES))
 

@@ -195,6 +195,16 @@ class Heads:
 
         return load_reranker(str(Path(self.directory) / name))
 
+    def shape_reader(self) -> Any:
+        """The fine-tuned question reader (a ``CrossEncoder`` over (percent convention, question),
+        one logit per shape) trained with these heads, or ``None`` (an older build)."""
+        name = self.config.get("shape_reader")
+        if not name or not self.directory or not (Path(self.directory) / name / "config.json").exists():
+            return None
+        from retrieval.models import load_reranker
+
+        return load_reranker(str(Path(self.directory) / name))
+
     @classmethod
     def load(cls, directory: str | Path) -> "Heads":
         from safetensors.numpy import load_file
@@ -268,6 +278,11 @@ class Featurizer:
 
 def shape_probs(heads: Heads, qvec: list[float]) -> list[float]:
     return softmax([_dot(w, qvec) + b for w, b in zip(heads.shape_w, heads.shape_b)])
+
+
+def blend(linear: list[float], reader: list[float], mix: float) -> list[float]:
+    """The shape distribution the reasoner uses: ``mix`` of the reader's, the rest the linear head's."""
+    return [mix * r + (1 - mix) * l for l, r in zip(linear, reader)]
 
 
 def score_cells(heads: Heads | None, feat: Featurizer, q: Question,
@@ -415,6 +430,20 @@ class DocQAReasoner:
             return 0.0
         return float(self.heads.config.get("thresholds", {}).get(self.percent, self.heads.threshold))
 
+    def shape_probs(self, task: str) -> list[float]:
+        """The probability of each of ``SHAPE_LABELS`` for this question: the linear head's, blended
+        with the shape reader's as the build chose; every shape alike without trained heads."""
+        heads = self.heads
+        if not heads:
+            return [1.0 / len(SHAPE_LABELS)] * len(SHAPE_LABELS)
+        probs = shape_probs(heads, self.featurizer.question_vector(task, self.percent))
+        mix = float(heads.config.get("shape_mix", 0.0))
+        reader = heads.shape_reader() if mix > 0 else None
+        if reader is not None:
+            read = reader.predict([(self.percent, task)], apply_softmax=True, show_progress_bar=False)[0]
+            probs = blend(probs, [float(v) for v in read], mix)
+        return probs
+
     def candidates(self, task: str, evidence: list[Evidence]) -> list[Candidate]:
         """All candidate traces for a question, best first (cached per question and evidence)."""
         facts = evidence[: self.top_facts]
@@ -424,12 +453,8 @@ class DocQAReasoner:
         q = Question.of(task)
         heads = self.heads
         cells = [c for c in evidence_cells(facts) if not c.year_like]
-        if heads:
-            probs = shape_probs(heads, self.featurizer.question_vector(task, self.percent))[: len(NAMES)]
-        else:  # no trained heads: every shape equally likely
-            probs = [1.0 / len(NAMES)] * len(NAMES)
         scored = score_cells(heads, self.featurizer, q, cells)
-        out = rank(heads, build_candidates(q, probs, scored, self.percent))
+        out = rank(heads, build_candidates(q, self.shape_probs(task)[: len(NAMES)], scored, self.percent))
         self._cache[key] = out
         if len(self._cache) > 256:
             self._cache.popitem(last=False)

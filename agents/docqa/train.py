@@ -5,13 +5,16 @@
 
 1. give each training question the facts retrieval would: its gold facts among look-alikes;
 2. shape head: softmax regression from the question's MiniLM embedding and cue words to the
-   program shape of its gold trace (plus synthetic questions over the same pages' tables);
+   program shape of its gold trace (plus synthetic questions over the same pages' tables); and
+   a shape reader, MiniLM fine-tuned on the same questions, blended with it in the proportion
+   that names the most out-of-fold shapes right;
 3. operand head: logistic regression over cell features, positives the gold trace's operands;
 4. trace ranker: a listwise softmax over each question's candidate traces plus an "abstain"
    option, positives the candidates whose value the dataset's scorer accepts; shape
    probabilities for it come from cross-validation so they are as (un)sure as on new questions;
 5. the confidence thresholds: the lowest ranker probability at which out-of-fold training
-   questions are still answered >= 90 % correctly, overall and per percent convention.
+   questions are still answered >= 90 % correctly, overall and per percent convention;
+6. the fact reranker, a cross-encoder over (question, fact) fused with the fact ranker.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from typing import Any
 
 from agents.docqa.cells import evidence_cells, same_number
 from agents.docqa.knowledge import FACT_FEATURES
-from agents.docqa.models import FACT_RERANKER
+from agents.docqa.models import FACT_RERANKER, SHAPE_READER
 from agents.docqa.reasoner import (
     CELL_FEATURES,
     OTHER,
@@ -31,6 +34,7 @@ from agents.docqa.reasoner import (
     Featurizer,
     Heads,
     Question,
+    blend,
     build_candidates,
     rank,
     score_cells,
@@ -44,6 +48,9 @@ TARGET_PRECISION = 0.9
 # FinQA has 100 training questions to TAT-QA's 800: its questions weigh this much more in the
 # shape head and the trace ranker, so its conventions (ratios, performance graphs) are learnt
 FINQA_WEIGHT = 4.0
+# the shape reader: out-of-fold probabilities from this many folds (each trains one reader, ~3 min)
+READER_FOLDS = 3
+READER_EPOCHS = 2.0
 
 
 def percent_convention(problem: Problem) -> str:
@@ -189,10 +196,103 @@ def train_fact_reranker(problems: list[Problem], out: str | Path, *, negatives: 
                          given_negatives=[e.negatives for e in examples], seed=seed)
 
 
+def shape_data(problems: list[Problem], rng: random.Random, synthetic_per_page: int = 6,
+               ) -> tuple[list[str], list[str], list[int], list[float]]:
+    """The shape head's examples: questions, their pages' percent conventions, shape labels
+    (``SHAPE_LABELS`` indices) and weights. The real questions come first, in ``problems``' order,
+    then ``synthetic_per_page`` template questions over each page's tables."""
+    labels = []
+    for p in problems:
+        can = canonical(p.gold or [])
+        labels.append(SHAPE_LABELS.index(can[0] if can else OTHER))
+    synth, synth_conv = [], []
+    seen_pages: set[str] = set()
+    for p in problems:
+        key = str(p.meta.get("page") or p.meta.get("document"))
+        if key not in seen_pages:
+            seen_pages.add(key)
+            made = synth_questions(p.evidence, rng, synthetic_per_page)
+            synth.extend(made)
+            synth_conv.extend([percent_convention(p)] * len(made))
+    return ([p.question for p in problems] + [s.question for s in synth],
+            [percent_convention(p) for p in problems] + synth_conv,
+            labels + [SHAPE_LABELS.index(s.shape) for s in synth],
+            [FINQA_WEIGHT if p.family == "finqa" else 1.0 for p in problems] + [1.0] * len(synth))
+
+
+def train_shape_reader(questions: list[str], conventions: list[str], labels: list[int], out: str | Path, *,
+                       weights: list[float] | None = None, epochs: float = 2.0, seed: int = 0) -> Path:
+    """MiniLM fine-tuned to read a question with its page's percent convention and name its shape
+    (a sentence-transformers ``CrossEncoder`` over (convention, question), one logit per shape).
+    A weight of k repeats the question k times. bench/docqa_shapes.py measures it against the
+    frozen-MiniLM linear head."""
+    from retrieval.tuning import train_cross_encoder
+
+    rows: dict[str, list[Any]] = {"convention": [], "question": [], "label": []}
+    for i, (q, c, y) in enumerate(zip(questions, conventions, labels)):
+        for _ in range(max(1, round(weights[i])) if weights else 1):
+            rows["convention"].append(c)
+            rows["question"].append(q)
+            rows["label"].append(int(y))
+    return train_cross_encoder(rows, out, num_labels=len(SHAPE_LABELS), epochs=epochs, max_length=64, seed=seed,
+                               what="shape reader")
+
+
+def _held_out(n_real: int, n_total: int, folds: int, k: int) -> tuple[list[int], list[int]]:
+    """Fold ``k``: every question but the real ones with ``i % folds == k`` trains (the synthetic
+    questions, after the first ``n_real``, always train); those real ones are held out."""
+    return ([i for i in range(n_total) if i >= n_real or i % folds != k], list(range(k, n_real, folds)))
+
+
+def linear_shape_probs(qvecs: list[list[float]], labels: list[int], weights: list[float], n_real: int, *,
+                       folds: int = 5) -> list[list[float]]:
+    """Out-of-fold shape probabilities of the linear head for the first ``n_real`` questions."""
+    import numpy as np
+
+    probs: list[list[float]] = [[] for _ in range(n_real)]
+    for k in range(folds):
+        train, held = _held_out(n_real, len(qvecs), folds, k)
+        w, b = _fit_linear([qvecs[i] for i in train], [labels[i] for i in train], len(SHAPE_LABELS),
+                           sample_weight=[weights[i] for i in train])
+        for i in held:
+            logits = np.asarray(qvecs[i]) @ w.T + b
+            e = np.exp(logits - logits.max())
+            probs[i] = (e / e.sum()).tolist()
+    return probs
+
+
+def reader_shape_probs(questions: list[str], conventions: list[str], labels: list[int], weights: list[float],
+                       n_real: int, *, folds: int = 3, epochs: float = 2.0, seed: int = 0,
+                       progress: bool = True) -> list[list[float]]:
+    """Out-of-fold shape probabilities of the fine-tuned reader (one reader trained per fold)."""
+    import tempfile
+
+    from retrieval.models import load_reranker
+
+    probs: list[list[float]] = [[] for _ in range(n_real)]
+    for k in range(folds):
+        train, held = _held_out(n_real, len(questions), folds, k)
+        if progress:
+            print(f"docqa: shape reader, fold {k + 1}/{folds}", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = train_shape_reader([questions[i] for i in train], [conventions[i] for i in train],
+                                     [labels[i] for i in train], Path(tmp) / "reader",
+                                     weights=[weights[i] for i in train], epochs=epochs, seed=seed + k)
+            rows = load_reranker(str(out)).predict([(conventions[i], questions[i]) for i in held], batch_size=64,
+                                                   apply_softmax=True, show_progress_bar=False)
+            for i, row in zip(held, rows):
+                probs[i] = [float(v) for v in row]
+    return probs
+
+
+def shape_accuracy(probs: list[list[float]], labels: list[int]) -> float:
+    return sum(max(range(len(p)), key=p.__getitem__) == y for p, y in zip(probs, labels)) / max(1, len(labels))
+
+
 def train_reasoner(problems: list[Problem], out: str | Path, *, quick: bool = False,
                    progress: bool = True, seed: int = 0) -> Path:
-    """Train the three heads and the threshold; save them to ``out`` (safetensors + config.json)."""
-    import numpy as np
+    """Train the heads, the shape and fact readers and the thresholds; save them to ``out``
+    (safetensors + config.json, the readers in HF layout beside them)."""
     import torch
     from rich.progress import track
 
@@ -207,38 +307,25 @@ def train_reasoner(problems: list[Problem], out: str | Path, *, quick: bool = Fa
     retrieved = [training_evidence(p, rng) for p in problems]
 
     # 2. shape head (real questions + synthetic questions over the same pages' tables)
-    labels = []
-    for p in problems:
-        can = canonical(p.gold or [])
-        labels.append(SHAPE_LABELS.index(can[0] if can else OTHER))
-    synth, synth_conv = [], []
-    seen_pages: set[str] = set()
-    for p in problems:
-        key = str(p.meta.get("page") or p.meta.get("document"))
-        if key not in seen_pages:
-            seen_pages.add(key)
-            made = synth_questions(p.evidence, rng, 2 if quick else 6)
-            synth.extend(made)
-            synth_conv.extend([percent_convention(p)] * len(made))
-    questions = [p.question for p in problems] + [s.question for s in synth]
-    conventions = [percent_convention(p) for p in problems] + synth_conv
-    qvecs = [feat.question_vector(t, c) for t, c in zip(_batched(feat, questions), conventions)]
-    y_shape = labels + [SHAPE_LABELS.index(s.shape) for s in synth]
+    questions, conventions, y_shape, q_weight = shape_data(problems, rng, 2 if quick else 6)
     n_real = len(problems)
-    q_weight = [FINQA_WEIGHT if p.family == "finqa" else 1.0 for p in problems] + [1.0] * len(synth)
+    labels = y_shape[:n_real]
+    qvecs = [feat.question_vector(t, c) for t, c in zip(_batched(feat, questions), conventions)]
     folds = 5
-    cv_probs: list[list[float]] = [[] for _ in range(n_real)]
-    for k in range(folds):
-        train_idx = [i for i in range(len(questions)) if i >= n_real or i % folds != k]
-        w, b = _fit_linear([qvecs[i] for i in train_idx], [y_shape[i] for i in train_idx], len(SHAPE_LABELS),
-                           sample_weight=[q_weight[i] for i in train_idx])
-        for i in range(k, n_real, folds):
-            logits = np.asarray(qvecs[i]) @ w.T + b
-            e = np.exp(logits - logits.max())
-            cv_probs[i] = (e / e.sum()).tolist()
+    linear_probs = linear_shape_probs(qvecs, y_shape, q_weight, n_real, folds=folds)
     shape_w, shape_b = _fit_linear(qvecs, y_shape, len(SHAPE_LABELS), sample_weight=q_weight)
-    shape_acc = sum(max(range(len(SHAPE_LABELS)), key=lambda j: cv_probs[i][j]) == labels[i]
-                    for i in range(n_real)) / max(1, n_real)
+    # 2b. the shape reader (MiniLM fine-tuned on the same questions), blended with the linear head
+    # in the proportion that names the most out-of-fold shapes right
+    reader_epochs = 1.0 if quick else READER_EPOCHS
+    read_probs = reader_shape_probs(questions, conventions, y_shape, q_weight, n_real, folds=READER_FOLDS,
+                                    epochs=reader_epochs, seed=seed, progress=progress)
+    train_shape_reader(questions, conventions, y_shape, out / SHAPE_READER, weights=q_weight,
+                       epochs=reader_epochs, seed=seed)
+    mix_acc = {m: shape_accuracy([blend(a, b, m) for a, b in zip(linear_probs, read_probs)], labels)
+               for m in (0.0, 0.25, 0.5, 0.75, 1.0)}
+    shape_mix = max(mix_acc, key=lambda m: (mix_acc[m], m))
+    cv_probs = [blend(a, b, shape_mix) for a, b in zip(linear_probs, read_probs)]
+    shape_acc = mix_acc[shape_mix]
 
     # 3. operand head
     xs, ys = [], []
@@ -297,8 +384,9 @@ def train_reasoner(problems: list[Problem], out: str | Path, *, quick: bool = Fa
     held_by = {conv_name: round(sum(ok for _, ok in p) / max(1, len(p)), 4) for conv_name, p in pairs.items()}
 
     heads = Heads(shape_w.tolist(), shape_b.tolist(), operand_w, trace_w, null_bias, threshold, {
-        "embedder": feat.embedder, "top_facts": TOP_FACTS, "train_questions": n_real, "synthetic": len(synth),
-        "shape_cv_accuracy": round(shape_acc, 4), "candidate_oracle": round(oracle, 4),
+        "embedder": feat.embedder, "top_facts": TOP_FACTS, "train_questions": n_real, "synthetic": len(questions) - n_real,
+        "shape_cv_accuracy": round(shape_acc, 4), "shape_linear_cv_accuracy": round(mix_acc[0.0], 4),
+        "shape_reader_cv_accuracy": round(mix_acc[1.0], 4), "shape_reader": SHAPE_READER, "shape_mix": shape_mix, "candidate_oracle": round(oracle, 4),
         "heldout_top1": round(held_acc, 4), "heldout_top1_by_convention": held_by, "thresholds": thresholds,
         "cell_features": list(CELL_FEATURES),
         "fact_features": list(FACT_FEATURES), "fact_reranker": FACT_RERANKER}, fact_w, fact_w_ratio)

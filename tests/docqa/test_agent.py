@@ -129,7 +129,7 @@ def test_threshold_follows_the_percent_convention(tmp_path):
 
 
 def test_a_model_built_for_other_features_counts_as_not_built(tmp_path, monkeypatch):
-    from agents.docqa.models import FACT_RERANKER, REASONER, built, model_dir
+    from agents.docqa.models import FACT_RERANKER, REASONER, SHAPE_READER, built, model_dir
     from agents.docqa.knowledge import FACT_FEATURES
     from agents.docqa.reasoner import NAMES, TRACE_FEATURES, Heads
 
@@ -138,11 +138,13 @@ def test_a_model_built_for_other_features_counts_as_not_built(tmp_path, monkeypa
     heads = Heads([[0.0]] * (len(NAMES) + 1), [0.0] * (len(NAMES) + 1), [0.0], [0.0] * len(TRACE_FEATURES), 0.0,
                   0.5, {"fact_features": list(FACT_FEATURES)})
     heads.save(model_dir(REASONER))
-    assert not built(REASONER)  # built before the fact reranker
+    assert not built(REASONER)  # built before the fact reranker and the shape reader
     assert Heads.load(model_dir(REASONER)).fact_reranker() is None
-    (model_dir(REASONER) / FACT_RERANKER).mkdir()
-    (model_dir(REASONER) / FACT_RERANKER / "config.json").write_text("{}")
-    assert built(REASONER)
+    assert Heads.load(model_dir(REASONER)).shape_reader() is None
+    for sub in (FACT_RERANKER, SHAPE_READER):
+        (model_dir(REASONER) / sub).mkdir()
+        (model_dir(REASONER) / sub / "config.json").write_text("{}")
+        assert built(REASONER) == (sub == SHAPE_READER)
     heads.config["fact_features"] = list(FACT_FEATURES[:-1])  # an older build, before a feature was added
     heads.save(model_dir(REASONER))
     assert not built(REASONER)
@@ -190,3 +192,46 @@ def test_fact_reranker_trains_beside_the_heads_and_loads_from_them(tmp_path, fin
     assert reranker is not None
     scores = reranker.predict([(problems[0].question, e.text) for e in problems[0].evidence[:3]])
     assert len(scores) == 3 and len({round(float(s), 6) for s in scores}) == 3
+
+
+@pytest.mark.slow
+def test_shape_reader_learns_the_shape_from_the_wording(tmp_path):
+    """The fine-tuned question reader (bench/docqa_shapes.py) tells a change from an average on
+    line items it never saw."""
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    from agents.docqa.reasoner import SHAPE_LABELS
+    from agents.docqa.train import train_shape_reader
+
+    items = ["revenue", "net income", "total assets", "operating expenses", "cash", "long-term debt",
+             "inventory", "goodwill", "interest expense", "capital expenditures", "deferred taxes", "payroll"]
+    seen, unseen = items[:10], items[10:]
+    change = ["what was the change in {} from 2018 to 2019?", "by how much did {} increase in 2019?",
+              "what is the difference in {} between 2019 and 2018?"]
+    average = ["what was the average {} for 2018 and 2019?", "what is the mean {} over 2018 and 2019?",
+               "what was the average value of {} in 2018 and 2019?"]
+    data = [(t.format(i), "percent", SHAPE_LABELS.index(s)) for i in seen
+            for s, ts in (("subtract", change), ("average", average)) for t in ts]
+    out = train_shape_reader([q for q, _, _ in data], [c for _, c, _ in data], [y for _, _, y in data],
+                             tmp_path / "reader", epochs=8)
+    reader = CrossEncoder(str(out), device="cpu")
+    probe = [(f"what was the change in {i} from 2020 to 2021?", "subtract") for i in unseen] + \
+        [(f"what was the average {i} for 2020 and 2021?", "average") for i in unseen]
+    logits = reader.predict([("percent", q) for q, _ in probe])
+    assert [SHAPE_LABELS[int(row.argmax())] for row in logits] == [s for _, s in probe]
+
+    # saved beside heads whose linear shape head knows nothing, it decides the reasoner's shapes
+    # in proportion to shape_mix
+    from agents.docqa.reasoner import TRACE_FEATURES, DocQAReasoner, Heads
+
+    flat = [[0.0]] * len(SHAPE_LABELS)
+    for mix in (0.0, 0.5):
+        Heads(flat, [0.0] * len(SHAPE_LABELS), [0.0], [0.0] * len(TRACE_FEATURES), 0.0, 0.5,
+              {"shape_reader": "reader", "shape_mix": mix}).save(tmp_path)
+        probs = DocQAReasoner(tmp_path).shape_probs(probe[0][0])
+        assert sum(probs) == pytest.approx(1.0)
+        if mix == 0.0:
+            assert max(probs) == pytest.approx(min(probs))
+        else:
+            assert SHAPE_LABELS[probs.index(max(probs))] == "subtract"
+            assert max(probs) > 0.5 / len(SHAPE_LABELS) + 0.25
