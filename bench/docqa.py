@@ -13,7 +13,9 @@ splits only (FinQA dev_200; TAT-QA's dev documents by dca's hash split):
 - accuracy by the gold program's number of steps, and per search strategy (first trace only,
   verifier-guided retries, a deeper retry budget), with the compute each spends;
 - precision among verified answers, and the share of wrong answers flagged unverified;
-- baselines in the same run: MiniLM-only retrieval, and the reasoner without trained heads.
+- shape accuracy: the reasoner's likeliest shape against the gold program's (expressible ones);
+- baselines in the same run: the fact ranker without the reranker, the linear shape head without
+  the shape reader, MiniLM-only retrieval, and the reasoner without trained heads.
 
 Run: ``.venv/bin/python bench/docqa.py [-n N]``. Writes bench/out/docqa.json and bench/out/docqa.png.
 ``--family finqa`` / ``--family tatqa`` run one dataset (written to docqa_<family>.json) and
@@ -85,19 +87,22 @@ def loss_bucket(family: Any, problem: Any, cands: list, facts: list, page_cells:
 
 def evaluate(family: Any, problems: list, weights: list[float] | None, featurizer: Any, percent: str,
              threshold: float, use_heads: bool = True, strategies: dict | None = None,
-             model: Any = None, reranker: Any = None) -> dict[str, Any]:
+             model: Any = None, reranker: Any = None, shape_mix: float | None = None) -> dict[str, Any]:
     from rich.progress import track
 
     from agents.docqa.agent import AnswerWording, docqa_verifier
     from agents.docqa.cells import evidence_cells
     from agents.docqa.examples import gold_facts
     from agents.docqa.knowledge import PageKnowledge
-    from agents.docqa.reasoner import DocQAReasoner
+    from agents.docqa.reasoner import SHAPE_LABELS, DocQAReasoner
+    from agents.docqa.shapes import canonical
     from dca import Agent
 
     strategies = strategies or STRATEGIES
     reasoner = DocQAReasoner(model, percent=percent, use_heads=use_heads)
     reasoner.featurizer = featurizer
+    if shape_mix is not None and reasoner.heads:
+        reasoner.heads.config["shape_mix"] = shape_mix
     page = Page()
     agents = {}
     for name, (retries, backtracks) in strategies.items():
@@ -114,7 +119,10 @@ def evaluate(family: Any, problems: list, weights: list[float] | None, featurize
         best = cands[0].value if cands else None
         bucket = loss_bucket(family, p, cands, ranked[: reasoner.top_facts], evidence_cells(p.evidence)) \
             if use_heads else ""
+        can = canonical(p.gold or [])
+        probs = reasoner.shape_probs(p.question) if use_heads and can else None
         row = {"id": p.id, "bucket": bucket, "steps": p.meta.get("steps", 0), "gold_facts": len(gold),
+               "shape_correct": None if probs is None else SHAPE_LABELS[probs.index(max(probs))] == can[0],
                "recall@3": recall_at(ranked, gold) if gold else None,
                "best_correct": bool(cands) and family.score(p, best), "candidates": len(cands),
                "best_confidence": cands[0].score if cands else 0.0, "strategies": {}}
@@ -157,7 +165,9 @@ def lm_baseline(family: Any, problems: list, featurizer: Any, model: str = "dca:
 def summarise(rows: list[dict], strategies: list[str]) -> dict[str, Any]:
     n = len(rows)
     rec = [r["recall@3"] for r in rows if r["recall@3"] is not None]
+    shapes = [r["shape_correct"] for r in rows if r.get("shape_correct") is not None]
     out: dict[str, Any] = {"n": n, "recall@3": sum(rec) / max(1, len(rec)),
+                           "shape_accuracy": sum(shapes) / len(shapes) if shapes else None,
                            "best_trace_accuracy": sum(r["best_correct"] for r in rows) / max(1, n),
                            "strategies": {}, "by_steps": {},
                            "buckets": dict(Counter(r.get("bucket") for r in rows if r.get("bucket")).most_common())}
@@ -239,7 +249,9 @@ def main() -> None:
     report: dict[str, Any] = {"build_seconds": build.get("seconds"), "threshold": heads.threshold,
                               "thresholds": thresholds, "model": str(model),
                               "train": {k: heads.config.get(k) for k in ("train_questions", "synthetic",
-                                                                          "shape_cv_accuracy", "candidate_oracle",
+                                                                          "shape_cv_accuracy", "shape_linear_cv_accuracy",
+                                                                          "shape_reader_cv_accuracy", "shape_mix",
+                                                                          "candidate_oracle",
                                                                           "heldout_top1")},
                               "results": {}}
     plots: dict[str, Any] = {}
@@ -250,14 +262,17 @@ def main() -> None:
         runs = {"docqa": (heads.fact_weights(percent), True)}
         if not args.no_baselines:
             runs["baseline: fact ranker without the reranker"] = (heads.fact_weights(percent), True)
+            if heads.config.get("shape_mix"):
+                runs["baseline: shape head without the reader"] = (heads.fact_weights(percent), True)
             runs["baseline: MiniLM retrieval"] = (None, True)
             runs["baseline: no trained heads"] = (heads.fact_weights(percent), False)
         for label, (weights, use_heads) in runs.items():
             strategies = STRATEGIES if label == "docqa" else {"verify + retry 3": STRATEGIES["verify + retry 3"]}
             threshold = thresholds.get(percent, heads.threshold) if use_heads else 0.0
-            reranker = heads.fact_reranker() if label == "docqa" else None
+            reranker = heads.fact_reranker() if label in ("docqa", "baseline: shape head without the reader") \
+                else None
             res = evaluate(family, problems, weights, featurizer, percent, threshold, use_heads, strategies, model,
-                           reranker)
+                           reranker, 0.0 if "without the reader" in label else None)
             report["results"][f"{family.name} / {label}"] = res
             plots[f"{family.name} / {label}"] = res
     if args.lm_baseline:
@@ -288,19 +303,21 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"\nmodel build {report['build_seconds']} s; confidence threshold {report['threshold']:.3f} "
           f"{report.get('thresholds', {})}; "
           f"train {report['train']}")
-    print(f"{'run':44} {'n':>4} {'R@3':>5} {'best':>5} | {'strategy':17} {'stated':>6} {'verif':>6} "
+    print(f"{'run':52} {'n':>4} {'R@3':>5} {'best':>5} | {'strategy':17} {'stated':>6} {'verif':>6} "
           f"{'prec':>5} {'flag':>5} {'att/q':>5} {'s/q':>5}")
     for name, res in report["results"].items():
         for i, (s, v) in enumerate(res["strategies"].items()):
-            head = f"{name:44} {res['n']:>4} {res['recall@3']:>5.3f} {res['best_trace_accuracy']:>5.3f}" if i == 0 \
-                else " " * 62
+            head = f"{name:52} {res['n']:>4} {res['recall@3']:>5.3f} {res['best_trace_accuracy']:>5.3f}" if i == 0 \
+                else " " * 69
             print(f"{head} | {s:17} {v['stated_accuracy']:>6.3f} {v['verified_share']:>6.3f} "
                   f"{v['verified_precision']:>5.3f} {v['wrong_flagged_unverified']:>5.3f} "
                   f"{v['attempts_per_question']:>5.2f} {v['seconds_per_question']:>5.2f}")
         steps = ", ".join(f"{k} steps: {v['best_trace_accuracy']:.2f} (n={v['n']})" for k, v in res["by_steps"].items())
-        print(f"{'':44}   best-trace accuracy by gold steps: {steps}")
+        print(f"{'':52}   best-trace accuracy by gold steps: {steps}")
+        if res.get("shape_accuracy") is not None:
+            print(f"{'':52}   shape accuracy (expressible gold programs): {res['shape_accuracy']:.3f}")
         if res.get("buckets"):
-            print(f"{'':44}   where questions are lost: " + ", ".join(f"{k} {v}" for k, v in res["buckets"].items()))
+            print(f"{'':52}   where questions are lost: " + ", ".join(f"{k} {v}" for k, v in res["buckets"].items()))
 
 
 if __name__ == "__main__":
