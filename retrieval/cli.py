@@ -72,6 +72,8 @@ def register(subparsers: Any) -> None:
         if what == "reranker":
             p.add_argument("--head-lr", type=float, default=2e-3,
                            help="learning rate of the new scoring head (pooler + classifier)")
+            p.add_argument("--group-by-length", action="store_true",
+                           help="batch pairs of similar length together: less padding, faster training")
         if what == "embedder":
             p.add_argument("--reembed", action="store_true",
                            help="re-embed the collection with the tuned model when done")
@@ -164,7 +166,7 @@ def _tune_reranker(args: argparse.Namespace) -> int:
     got = _tune_args(args)
     out = tune_reranker(got["pairs"], args.out, base=args.base, index=got["index"], negatives=args.negatives,
                         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, head_lr=args.head_lr,
-                        seed=args.seed)
+                        seed=args.seed, group_by_length=args.group_by_length)
     print(f"saved reranker to {out}; use it with --reranker {out}")
     return 0
 

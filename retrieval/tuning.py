@@ -86,7 +86,8 @@ def _overlaps(text: str, positives: set[str]) -> bool:
     return any(text in p or p in text for p in positives)
 
 
-def _trainer_args(out: Path, epochs: float, batch_size: int, lr: float, seed: int, cross: bool) -> Any:
+def _trainer_args(out: Path, epochs: float, batch_size: int, lr: float, seed: int, cross: bool,
+                  batch_sampler: Any = None) -> Any:
     import transformers
 
     # 10 % warm-up: transformers 5 takes it as a fractional warmup_steps and deprecates warmup_ratio
@@ -97,7 +98,7 @@ def _trainer_args(out: Path, epochs: float, batch_size: int, lr: float, seed: in
     if cross:
         from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
 
-        return CrossEncoderTrainingArguments(**kwargs)
+        return CrossEncoderTrainingArguments(**kwargs, **({"batch_sampler": batch_sampler} if batch_sampler else {}))
     from sentence_transformers.sentence_transformer.training_args import (
         BatchSamplers,
         SentenceTransformerTrainingArguments,
@@ -143,9 +144,11 @@ def tune_embedder(pairs: list[tuple[str, str]], out: str | Path, *, base: str = 
 def tune_reranker(pairs: list[tuple[str, str]], out: str | Path, *, base: str = DEFAULT_EMBEDDER,
                   index: "Index | None" = None, corpus: list[str] | None = None, negatives: int = 3,
                   epochs: float = 1.0, batch_size: int = 32, lr: float = 5e-5, head_lr: float = 2e-3,
-                  seed: int = 0, max_length: int = 256, given_negatives: list[list[str]] | None = None) -> Path:
+                  seed: int = 0, max_length: int = 256, given_negatives: list[list[str]] | None = None,
+                  group_by_length: bool = False) -> Path:
     """Train a ``CrossEncoder`` reranker from ``base``'s weights on positives and BM25 hard negatives
     (or, with ``given_negatives``, each pair's own negatives: e.g. the other facts of its page).
+    ``group_by_length`` batches rows of similar length (``length_grouped``): less padding, faster.
 
     The scoring head (pooler and classifier) learns at ``head_lr``, the encoder at ``lr``. An
     embedder's ``[CLS]`` pooler was never trained (it pools by mean), so its output is small
@@ -167,16 +170,18 @@ def tune_reranker(pairs: list[tuple[str, str]], out: str | Path, *, base: str = 
             rows["label"].append(label)
     return train_cross_encoder(rows, out, base=base, epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr,
                                seed=seed, max_length=max_length,
-                               pos_weight=max(1.0, sum(map(len, negs)) / len(negs)), what="tune-reranker")
+                               pos_weight=max(1.0, sum(map(len, negs)) / len(negs)), what="tune-reranker",
+                               group_by_length=group_by_length)
 
 
 def train_cross_encoder(rows: dict[str, list[Any]], out: str | Path, *, num_labels: int = 1,
                         base: str = DEFAULT_EMBEDDER, epochs: float = 1.0, batch_size: int = 32, lr: float = 5e-5,
                         head_lr: float = 2e-3, seed: int = 0, max_length: int = 256, pos_weight: float = 1.0,
-                        what: str = "cross-encoder") -> Path:
+                        what: str = "cross-encoder", group_by_length: bool = False) -> Path:
     """Fine-tune a ``CrossEncoder`` from ``base``'s weights on ``rows`` (two text columns and
     ``label``): one logit with binary cross-entropy, or ``num_labels`` classes with cross-entropy
-    (integer labels). The head learns at ``head_lr`` (see ``tune_reranker``). Saved to ``out``."""
+    (integer labels). The head learns at ``head_lr`` (see ``tune_reranker``). ``group_by_length``
+    batches rows of similar token length (``length_grouped``). Saved to ``out``."""
     import torch
     from datasets import Dataset
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer
@@ -200,13 +205,37 @@ def train_cross_encoder(rows: dict[str, list[Any]], out: str | Path, *, num_labe
         raise RetrievalError(f"{what}: {base!r} has no pooler/classifier head to train")
     body = [p for n, p in model.named_parameters() if ".classifier." not in n and ".pooler." not in n]
     optimizer = torch.optim.AdamW([{"params": body, "lr": lr}, {"params": head, "lr": head_lr}], weight_decay=0.01)
-    trainer = CrossEncoderTrainer(model=model, args=_trainer_args(out, epochs, batch_size, lr, seed, cross=True),
+    grouped = length_grouped(model.tokenizer, [k for k in rows if k != "label"], max_length) \
+        if group_by_length else None
+    trainer = CrossEncoderTrainer(model=model, args=_trainer_args(out, epochs, batch_size, lr, seed, cross=True,
+                                                                  batch_sampler=grouped),
                                   train_dataset=data, loss=loss, optimizers=(optimizer, None))
     trainer.train()
     out.mkdir(parents=True, exist_ok=True)
     model.save(str(out))
     _clean(out)
     return out
+
+
+def length_grouped(tokenizer: Any, columns: list[str], max_length: int) -> Any:
+    """A batch-sampler factory for sentence-transformers' trainers that puts rows of similar token
+    length in one batch (transformers' ``LengthGroupedSampler``: shuffled mega-batches of 50
+    batches, each sorted by length), so a batch is padded to its own longest row instead of the
+    longest of a random draw. For pointwise losses (no in-batch negatives) the order is the only
+    change. On the docqa fact reranker's pairs it halves the tokens the model computes over
+    (1.14M padded tokens per epoch at random, 0.54M grouped, 0.54M real)."""
+    from sentence_transformers.base.sampler import DefaultBatchSampler
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    def make(dataset: Any, batch_size: int, drop_last: bool, valid_label_columns: list[str] | None = None,
+             generator: Any = None, seed: int = 0) -> Any:
+        texts = [list(dataset[c]) for c in columns]
+        ids = tokenizer(*texts, truncation=True, max_length=max_length)["input_ids"]
+        sampler = LengthGroupedSampler(batch_size, lengths=[len(x) for x in ids], generator=generator)
+        return DefaultBatchSampler(sampler, batch_size=batch_size, drop_last=drop_last,
+                                   valid_label_columns=valid_label_columns, generator=generator, seed=seed)
+
+    return make
 
 
 def _clean(out: Path) -> None:

@@ -101,3 +101,33 @@ def test_reranker_learns_the_given_negatives(tmp_path):
     model = load_reranker(str(out))
     margins = [model.predict([(q, p), (q, d[0])]) for (q, p), d in zip(seen, decoys)]
     assert float(np.mean([pos - neg for pos, neg in margins])) > 0.1
+
+
+def test_length_grouped_batches_pad_little_and_cover_every_row():
+    import random
+
+    import torch
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from retrieval.models import resolve_model
+    from retrieval.tuning import DEFAULT_EMBEDDER, length_grouped
+
+    tok = AutoTokenizer.from_pretrained(resolve_model(DEFAULT_EMBEDDER))
+    rng = random.Random(0)
+    rows = {"q": [f"what was revenue in {2000 + i % 20}" for i in range(2048)],
+            "p": [" ".join(["sales"] * rng.randint(1, 120)) for _ in range(2048)], "label": [0.0] * 2048}
+    lengths = [len(x) for x in tok(rows["q"], rows["p"], truncation=True, max_length=96)["input_ids"]]
+    sampler = length_grouped(tok, ["q", "p"], 96)(Dataset.from_dict(rows), 32, False,
+                                                   generator=torch.Generator().manual_seed(0))
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(2048))
+    assert all(len(b) == 32 for b in batches)
+
+    def padded(bs):
+        return sum(max(lengths[i] for i in b) * len(b) for b in bs)
+
+    order = list(range(2048))
+    rng.shuffle(order)
+    at_random = [order[i:i + 32] for i in range(0, 2048, 32)]
+    assert padded(batches) < 1.1 * sum(lengths) < 0.75 * padded(at_random)
