@@ -91,13 +91,16 @@ def test_given_negatives_must_match_the_pairs(tmp_path):
 
 
 @pytest.mark.slow
-def test_reranker_learns_the_given_negatives(tmp_path):
-    """Each pair's own negatives (e.g. the other facts of its page) are what it learns to rank below."""
+@pytest.mark.parametrize("group_by_length", [False, True])
+def test_reranker_learns_the_given_negatives(tmp_path, group_by_length):
+    """Each pair's own negatives (e.g. the other facts of its page) are what it learns to rank below,
+    from random batches or from batches of similar length."""
     from retrieval.tuning import tune_reranker
 
     seen = PAIRS[:6]
     decoys = [[f"Part {q.split()[-1]} was moved out of aisle {i}."] for i, (q, _) in enumerate(seen)]
-    out = tune_reranker(seen, tmp_path / "reranker", given_negatives=decoys, epochs=6, batch_size=4, max_length=32)
+    out = tune_reranker(seen, tmp_path / "reranker", given_negatives=decoys, epochs=6, batch_size=4, max_length=32,
+                        group_by_length=group_by_length)
     model = load_reranker(str(out))
     margins = [model.predict([(q, p), (q, d[0])]) for (q, p), d in zip(seen, decoys)]
     assert float(np.mean([pos - neg for pos, neg in margins])) > 0.1
