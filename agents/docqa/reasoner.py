@@ -188,17 +188,16 @@ class Heads:
 
     def fact_reranker(self) -> Any:
         """The cross-encoder over (question, fact) trained with these heads, or ``None`` (an older build)."""
-        name = self.config.get("fact_reranker")
-        if not name or not self.directory or not (Path(self.directory) / name / "config.json").exists():
-            return None
-        from retrieval.models import load_reranker
-
-        return load_reranker(str(Path(self.directory) / name))
+        return self._beside("fact_reranker")
 
     def shape_reader(self) -> Any:
         """The fine-tuned question reader (a ``CrossEncoder`` over (percent convention, question),
         one logit per shape) trained with these heads, or ``None`` (an older build)."""
-        name = self.config.get("shape_reader")
+        return self._beside("shape_reader")
+
+    def _beside(self, key: str) -> Any:
+        """The (cached) ``CrossEncoder`` in the folder beside the heads that ``config[key]`` names."""
+        name = self.config.get(key)
         if not name or not self.directory or not (Path(self.directory) / name / "config.json").exists():
             return None
         from retrieval.models import load_reranker

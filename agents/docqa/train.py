@@ -38,6 +38,7 @@ from agents.docqa.reasoner import (
     build_candidates,
     rank,
     score_cells,
+    softmax,
 )
 from agents.docqa.shapes import NAMES, canonical
 from agents.docqa.synth import synth_questions
@@ -256,9 +257,7 @@ def linear_shape_probs(qvecs: list[list[float]], labels: list[int], weights: lis
         w, b = _fit_linear([qvecs[i] for i in train], [labels[i] for i in train], len(SHAPE_LABELS),
                            sample_weight=[weights[i] for i in train])
         for i in held:
-            logits = np.asarray(qvecs[i]) @ w.T + b
-            e = np.exp(logits - logits.max())
-            probs[i] = (e / e.sum()).tolist()
+            probs[i] = softmax((np.asarray(qvecs[i]) @ w.T + b).tolist())
     return probs
 
 
@@ -385,9 +384,10 @@ def train_reasoner(problems: list[Problem], out: str | Path, *, quick: bool = Fa
     held_by = {conv_name: round(sum(ok for _, ok in p) / max(1, len(p)), 4) for conv_name, p in pairs.items()}
 
     heads = Heads(shape_w.tolist(), shape_b.tolist(), operand_w, trace_w, null_bias, threshold, {
-        "embedder": feat.embedder, "top_facts": TOP_FACTS, "train_questions": n_real, "synthetic": len(questions) - n_real,
-        "shape_cv_accuracy": round(shape_acc, 4), "shape_linear_cv_accuracy": round(mix_acc[0.0], 4),
-        "shape_reader_cv_accuracy": round(mix_acc[1.0], 4), "shape_reader": SHAPE_READER, "shape_mix": shape_mix, "candidate_oracle": round(oracle, 4),
+        "embedder": feat.embedder, "top_facts": TOP_FACTS, "train_questions": n_real,
+        "synthetic": len(questions) - n_real, "shape_cv_accuracy": round(shape_acc, 4),
+        "shape_linear_cv_accuracy": round(mix_acc[0.0], 4), "shape_reader_cv_accuracy": round(mix_acc[1.0], 4),
+        "shape_reader": SHAPE_READER, "shape_mix": shape_mix, "candidate_oracle": round(oracle, 4),
         "heldout_top1": round(held_acc, 4), "heldout_top1_by_convention": held_by, "thresholds": thresholds,
         "cell_features": list(CELL_FEATURES),
         "fact_features": list(FACT_FEATURES), "fact_reranker": FACT_RERANKER}, fact_w, fact_w_ratio)
