@@ -262,14 +262,20 @@ def _agreement(encoder: Any, model: Any) -> float:
 
 @contextmanager
 def _root_log_level(level: int) -> Iterator[None]:
-    """The root logger at ``level`` for a while (onnxruntime's tools log through it)."""
+    """The root logger at ``level`` for a while (onnxruntime's tools log through it), and without
+    the handlers they add: onnxruntime's quantization package calls ``logging.basicConfig`` when
+    imported, after which every library logger that sets its own level (bm25s: DEBUG) prints."""
     root = logging.getLogger()
-    before = root.level
+    before, handlers = root.level, list(root.handlers)
     root.setLevel(level)
     try:
         yield
     finally:
         root.setLevel(before)
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+        for handler in [h for h in handlers if h not in root.handlers]:  # basicConfig(force=True) drops them
+            root.addHandler(handler)
 
 
 def query_encoder(name: str) -> Any:
@@ -362,10 +368,10 @@ def _fuse(graph: Path, config: Any) -> bool:
     heads, hidden = getattr(config, "num_attention_heads", 0), getattr(config, "hidden_size", 0)
     if not heads or not hidden:
         return False
-    from onnxruntime.transformers import optimizer
-
     try:
         with _root_log_level(logging.ERROR):  # the optimizer logs every fusion it tries
+            from onnxruntime.transformers import optimizer
+
             fused = optimizer.optimize_model(str(graph), model_type="bert", num_heads=heads, hidden_size=hidden)
             if not fused.get_fused_operator_statistics().get("Attention"):
                 return False
@@ -416,11 +422,11 @@ def int8_encoder(name: str) -> Any:
         fp32 = _export_onnx(model, path)
         out = fp32.with_name(fp32.stem + ".int8-perchannel-s8.onnx")  # the name records the settings
         if not out.exists():
-            import onnx
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
             tmp = out.with_suffix(f".{os.getpid()}.tmp")
             with _root_log_level(logging.ERROR):  # quantize_dynamic logs a "consider pre-processing" hint
+                import onnx
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+
                 # signed weights take onnxruntime's u8s8 kernels, ~1.25x faster than u8u8 on AVX2;
                 # the fused operators are outside ONNX's shape inference, hence the default type
                 quantize_dynamic(str(fp32), str(tmp), per_channel=True, weight_type=QuantType.QInt8,

@@ -253,3 +253,19 @@ def test_int8_indexing_in_small_groups_writes_every_chunk_with_its_own_vector(tm
     assert sorted(small._collection().get()["ids"]) == sorted(whole._collection().get()["ids"])
     assert _stored_vs_fp32(small).min() > 0.97  # a vector stored under another chunk's id would be far off
     assert all(e.status == "done" for e in small._manifest_db().entries().values())
+
+
+def test_onnx_tools_leave_the_root_logger_as_they_found_it():
+    """onnxruntime's quantization package calls logging.basicConfig on import; afterwards a library
+    logger with its own DEBUG level (bm25s) printed into every `dca index` run."""
+    import logging
+
+    from retrieval.models import _root_log_level
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    with _root_log_level(logging.ERROR):
+        assert root.level == logging.ERROR
+        logging.basicConfig(level=logging.INFO, force=True)  # what the import did, and drop the others
+        assert root.handlers != handlers
+    assert root.level == level and root.handlers == handlers
