@@ -88,13 +88,11 @@ def _overlaps(text: str, positives: set[str]) -> bool:
 
 def _trainer_args(out: Path, epochs: float, batch_size: int, lr: float, seed: int, cross: bool,
                   batch_sampler: Any = None) -> Any:
-    import transformers
+    from dca.models.training import warmup_args
 
-    # 10 % warm-up: transformers 5 takes it as a fractional warmup_steps and deprecates warmup_ratio
-    warmup = {"warmup_steps": 0.1} if int(transformers.__version__.split(".")[0]) >= 5 else {"warmup_ratio": 0.1}
     kwargs = dict(output_dir=str(out / ".trainer"), num_train_epochs=epochs, per_device_train_batch_size=batch_size,
                   learning_rate=lr, seed=seed, save_strategy="no", report_to="none",
-                  logging_steps=10, disable_tqdm=False, use_cpu=True, dataloader_num_workers=0, **warmup)
+                  logging_steps=10, disable_tqdm=False, use_cpu=True, dataloader_num_workers=0, **warmup_args(0.1))
     if cross:
         from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
 

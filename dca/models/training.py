@@ -31,6 +31,14 @@ def set_threads(threads: int | None = None) -> int:
     return n
 
 
+def warmup_args(ratio: float) -> dict[str, float]:
+    """The ``TrainingArguments`` keyword for a warm-up over ``ratio`` of the steps: transformers 5
+    takes a fraction as ``warmup_steps`` and deprecates ``warmup_ratio``; older versions need it."""
+    import transformers
+
+    return {"warmup_steps": ratio} if int(transformers.__version__.split(".")[0]) >= 5 else {"warmup_ratio": ratio}
+
+
 def cosine_lr(step: int, *, lr: float, min_lr: float, warmup: int, total: int) -> float:
     """Linear warmup to ``lr`` over ``warmup`` steps, then cosine decay to ``min_lr`` at ``total``."""
     if step < warmup:

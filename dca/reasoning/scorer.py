@@ -517,7 +517,7 @@ def train_scorer(config: ScorerConfig, *, labels: Sequence[Labeled] | None = Non
     from transformers import TrainerCallback
     from transformers.trainer_utils import get_last_checkpoint
 
-    from dca.models.training import RunLog, set_seed, set_threads
+    from dca.models.training import RunLog, set_seed, set_threads, warmup_args
 
     t0 = time.perf_counter()
     set_threads(config.threads)
@@ -584,7 +584,7 @@ def train_scorer(config: ScorerConfig, *, labels: Sequence[Labeled] | None = Non
 
     args = CrossEncoderTrainingArguments(
         output_dir=str(work), num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=64, learning_rate=config.lr, warmup_ratio=config.warmup_ratio,
+        per_device_eval_batch_size=64, learning_rate=config.lr, **warmup_args(config.warmup_ratio),
         seed=config.seed, data_seed=config.seed, save_strategy="steps", save_steps=config.checkpoint_every,
         save_total_limit=1, eval_strategy="steps" if dev_ds is not None and config.eval_every else "no",
         eval_steps=config.eval_every or None, logging_steps=config.log_every, report_to="none", disable_tqdm=True,
