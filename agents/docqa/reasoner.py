@@ -42,7 +42,7 @@ _STOP = frozenset("the of in and a an to for on at by is was what were from as w
                   "this that its it be are during year years total amount".split())
 CELL_FEATURES = ("label_sim", "label_covered", "question_covered", "year_in_question", "other_year",
                  "column_words", "fact_rank", "is_table", "value_in_question", "percent_cell",
-                 "percent_both", "total_both", "zero", "bias")
+                 "percent_both", "total_both", "zero", "operand_reader", "bias")
 TRACE_FEATURES = ("shape_logp", "operand_mean", "operand_min", "same_row", "same_column", "same_fact",
                   "year_order", "part_of_whole", "mention_order", "equal_values", "ratio_result_large",
                   "result_zero", "percent_mismatch", "slots", "coverage", "years_covered", "whole_total",
@@ -79,7 +79,7 @@ class Question:
         return cls(text, words(text), [int(y) for y in _YEAR.findall(text)], nums, asks_percent(text))
 
 
-def cell_features(q: Question, cell: Cell, label_sim: float) -> list[float]:
+def cell_features(q: Question, cell: Cell, label_sim: float, reader: float = 0.0) -> list[float]:
     lab = words(cell.label)
     col_years = cell.years if cell.kind == "table" else []
     col_words = words(_YEAR.sub(" ", cell.column)) if cell.kind == "table" else set()
@@ -97,6 +97,7 @@ def cell_features(q: Question, cell: Cell, label_sim: float) -> list[float]:
         1.0 if cell.percent and q.percent else 0.0,
         1.0 if "total" in cell.label.lower() and "total" in q.text.lower() else 0.0,
         1.0 if cell.value == 0 else 0.0,
+        reader,
         1.0,
     ]
 
@@ -189,6 +190,11 @@ class Heads:
     def fact_reranker(self) -> Any:
         """The cross-encoder over (question, fact) trained with these heads, or ``None`` (an older build)."""
         return self._beside("fact_reranker")
+
+    def operand_reader(self) -> Any:
+        """The fine-tuned cell reader (a ``CrossEncoder`` over (question, ``cell_text``), one logit:
+        is this cell an operand?) trained with these heads, or ``None`` (an older build)."""
+        return self._beside("operand_reader")
 
     def shape_reader(self) -> Any:
         """The fine-tuned question reader (a ``CrossEncoder`` over (percent convention, question),
@@ -284,15 +290,34 @@ def blend(linear: list[float], reader: list[float], mix: float) -> list[float]:
     return [mix * r + (1 - mix) * l for l, r in zip(linear, reader)]
 
 
-def score_cells(heads: Heads | None, feat: Featurizer, q: Question,
-                cells: list[Cell]) -> list[tuple[Cell, list[float], float]]:
-    """Every cell with its features and operand logit (best first)."""
+def cell_text(cell: Cell) -> str:
+    """How the operand reader sees a cell: the row label, column and number as the fact states them
+    ("net revenue; 2015 = $5,829"), or a paragraph number amid its words."""
+    if cell.kind == "table":
+        return f"{cell.label}; {cell.column} = {cell.text}" if cell.column else f"{cell.label}: {cell.text}"
+    return f"{cell.label} {cell.text} {cell.column}".strip()
+
+
+def reader_logits(reader: Any, question: str, cells: list[Cell]) -> list[float]:
+    """The operand reader's logit for every cell (zeros without a reader)."""
+    if reader is None or not cells:
+        return [0.0] * len(cells)
+    return [float(v) for v in reader.predict([(question, cell_text(c)) for c in cells], batch_size=64,
+                                             show_progress_bar=False)]
+
+
+def score_cells(heads: Heads | None, feat: Featurizer, q: Question, cells: list[Cell],
+                reader: list[float] | None = None) -> list[tuple[Cell, list[float], float]]:
+    """Every cell with its features and operand logit (best first). ``reader``: the operand
+    reader's logits for ``cells`` (default: the heads' reader reads them now)."""
     emb = feat.embed([q.text] + [c.label or c.column for c in cells])
     qv = emb[q.text]
+    if reader is None:
+        reader = reader_logits(heads.operand_reader() if heads else None, q.text, cells)
     out = []
-    for c in cells:
+    for c, r in zip(cells, reader):
         sim = float(qv @ emb[c.label or c.column])
-        f = cell_features(q, c, sim)
+        f = cell_features(q, c, sim, r)
         out.append((c, f, _dot(heads.operand_w, f) if heads else sim))
     out.sort(key=lambda t: -t[2])
     return out

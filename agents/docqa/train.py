@@ -9,6 +9,8 @@
    a shape reader, MiniLM fine-tuned on the same questions, blended with it in the proportion
    that names the most out-of-fold shapes right;
 3. operand head: logistic regression over cell features, positives the gold trace's operands;
+   one feature is the logit of an operand reader, MiniLM fine-tuned on (question, cell) pairs
+   (out-of-fold for the training questions, like the shape reader's probabilities);
 4. trace ranker: a listwise softmax over each question's candidate traces plus an "abstain"
    option, positives the candidates whose value the dataset's scorer accepts; shape
    probabilities for it come from cross-validation so they are as (un)sure as on new questions;
@@ -23,9 +25,9 @@ import random
 from pathlib import Path
 from typing import Any
 
-from agents.docqa.cells import evidence_cells, same_number
+from agents.docqa.cells import Cell, evidence_cells, same_number
 from agents.docqa.knowledge import FACT_FEATURES
-from agents.docqa.models import FACT_RERANKER, SHAPE_READER
+from agents.docqa.models import FACT_RERANKER, OPERAND_READER, SHAPE_READER
 from agents.docqa.reasoner import (
     CELL_FEATURES,
     OTHER,
@@ -36,7 +38,9 @@ from agents.docqa.reasoner import (
     Question,
     blend,
     build_candidates,
+    cell_text,
     rank,
+    reader_logits,
     score_cells,
     softmax,
 )
@@ -52,6 +56,10 @@ FINQA_WEIGHT = 4.0
 # the shape reader: out-of-fold probabilities from this many folds (each trains one reader, ~3 min)
 READER_FOLDS = 3
 READER_EPOCHS = 2.0
+# the operand reader: each gold operand cell of a training question against this many other cells
+# of its retrieved facts (drawn afresh for each of a FinQA question's FINQA_WEIGHT repeats)
+OPERAND_NEGATIVES = 6
+OPERAND_EPOCHS = 1.0
 
 
 def percent_convention(problem: Problem) -> str:
@@ -261,28 +269,93 @@ def linear_shape_probs(qvecs: list[list[float]], labels: list[int], weights: lis
     return probs
 
 
+def _out_of_fold(n_real: int, n_total: int, folds: int, fit: Any, read: Any, what: str,
+                 progress: bool = True) -> list[Any]:
+    """Out-of-fold outputs of a fine-tuned reader for the first ``n_real`` examples: for fold ``k``,
+    ``fit(k, train_indices, folder)`` trains a reader into ``folder`` and ``read(reader, held_indices)``
+    gives its outputs for the held-out ones (see ``_held_out``)."""
+    import tempfile
+
+    from sentence_transformers import CrossEncoder
+
+    out: list[Any] = [None] * n_real
+    for k in range(folds):
+        train, held = _held_out(n_real, n_total, folds, k)
+        if progress:
+            print(f"docqa: {what}, fold {k + 1}/{folds}", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            # not through retrieval's model cache: the folder is gone after the fold
+            reader = CrossEncoder(str(fit(k, train, Path(tmp) / "reader")), device="cpu")
+            for i, row in zip(held, read(reader, held)):
+                out[i] = row
+    return out
+
+
 def reader_shape_probs(questions: list[str], conventions: list[str], labels: list[int], weights: list[float],
                        n_real: int, *, folds: int = 3, epochs: float = 2.0, seed: int = 0,
                        progress: bool = True) -> list[list[float]]:
     """Out-of-fold shape probabilities of the fine-tuned reader (one reader trained per fold)."""
-    import tempfile
+    def fit(k: int, train: list[int], out: Path) -> Path:
+        return train_shape_reader([questions[i] for i in train], [conventions[i] for i in train],
+                                  [labels[i] for i in train], out, weights=[weights[i] for i in train],
+                                  epochs=epochs, seed=seed + k)
 
-    from retrieval.models import load_reranker
+    def read(reader: Any, held: list[int]) -> list[list[float]]:
+        rows = reader.predict([(conventions[i], questions[i]) for i in held], batch_size=64, apply_softmax=True,
+                              show_progress_bar=False)
+        return [[float(v) for v in row] for row in rows]
 
-    probs: list[list[float]] = [[] for _ in range(n_real)]
-    for k in range(folds):
-        train, held = _held_out(n_real, len(questions), folds, k)
-        if progress:
-            print(f"docqa: shape reader, fold {k + 1}/{folds}", flush=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            out = train_shape_reader([questions[i] for i in train], [conventions[i] for i in train],
-                                     [labels[i] for i in train], Path(tmp) / "reader",
-                                     weights=[weights[i] for i in train], epochs=epochs, seed=seed + k)
-            rows = load_reranker(str(out)).predict([(conventions[i], questions[i]) for i in held], batch_size=64,
-                                                   apply_softmax=True, show_progress_bar=False)
-            for i, row in zip(held, rows):
-                probs[i] = [float(v) for v in row]
-    return probs
+    return _out_of_fold(n_real, len(questions), folds, fit, read, "shape reader", progress)
+
+
+def operand_labels(problem: Problem, cells: list[Cell]) -> list[int] | None:
+    """1 for the cells that state one of the gold trace's operands, else 0 (``None``: no gold
+    trace of a known shape, or none of its operands among ``cells``)."""
+    can = canonical(problem.gold or [])
+    if not can:
+        return None
+    labels = [int(any(same_number(v, c) for v in can[1])) for c in cells]
+    return labels if any(labels) else None
+
+
+def train_operand_reader(problems: list[Problem], cell_lists: list[list[Cell]], out: str | Path, *,
+                         negatives: int = OPERAND_NEGATIVES, epochs: float = OPERAND_EPOCHS,
+                         seed: int = 0) -> Path:
+    """MiniLM fine-tuned to read a question with one cell of its facts (``cell_text``) and say
+    whether the gold trace computes with it: a ``CrossEncoder`` with one logit, each gold cell
+    against ``negatives`` other cells of the same facts. FinQA's questions come ``FINQA_WEIGHT``
+    times, with other negatives each time. Pairs are short, so they are batched by length."""
+    from retrieval.tuning import train_cross_encoder
+
+    rng = random.Random(seed)
+    rows: dict[str, list[Any]] = {"question": [], "cell": [], "label": []}
+    for p, cells in zip(problems, cell_lists):
+        labels = operand_labels(p, cells)
+        if labels is None:
+            continue
+        pos = [c for c, y in zip(cells, labels) if y]
+        neg = [c for c, y in zip(cells, labels) if not y]
+        for _ in range(int(FINQA_WEIGHT) if p.family == "finqa" else 1):
+            for c, y in [(c, 1) for c in pos] + [(c, 0) for c in rng.sample(neg, min(negatives, len(neg)))]:
+                rows["question"].append(p.question)
+                rows["cell"].append(cell_text(c))
+                rows["label"].append(float(y))
+    return train_cross_encoder(rows, out, epochs=epochs, max_length=96, seed=seed, what="operand reader",
+                               group_by_length=True)
+
+
+def reader_operand_logits(problems: list[Problem], cell_lists: list[list[Cell]], *, folds: int = 3,
+                          epochs: float = OPERAND_EPOCHS, seed: int = 0, progress: bool = True) -> list[list[float]]:
+    """Out-of-fold operand-reader logits for every cell of every training question."""
+    def fit(k: int, train: list[int], out: Path) -> Path:
+        return train_operand_reader([problems[i] for i in train], [cell_lists[i] for i in train], out,
+                                    epochs=epochs, seed=seed + k)
+
+    def read(reader: Any, held: list[int]) -> list[list[float]]:
+        return [reader_logits(reader, problems[i].question, cell_lists[i]) for i in held]
+
+    n = len(problems)
+    return _out_of_fold(n, n, folds, fit, read, "operand reader", progress)
 
 
 def shape_accuracy(probs: list[list[float]], labels: list[int]) -> float:
@@ -327,24 +400,25 @@ def train_reasoner(problems: list[Problem], out: str | Path, *, quick: bool = Fa
     cv_probs = [blend(a, b, shape_mix) for a, b in zip(linear_probs, read_probs)]
     shape_acc = mix_acc[shape_mix]
 
-    # 3. operand head
+    # 3. operand head over cell features, one of them the operand reader's (out-of-fold) logit
+    cell_lists = [[c for c in evidence_cells(ev) if not c.year_like] for ev in retrieved]
+    oof_logits = reader_operand_logits(problems, cell_lists, folds=READER_FOLDS, epochs=OPERAND_EPOCHS,
+                                       seed=seed, progress=progress)
+    train_operand_reader(problems, cell_lists, out / OPERAND_READER, seed=seed)
     xs, ys = [], []
     cell_sets = []
-    for p, ev in zip(problems, retrieved):
+    for p, cells, logits in zip(problems, cell_lists, oof_logits):
         q = Question.of(p.question)
-        cells = [c for c in evidence_cells(ev) if not c.year_like]
-        scored = score_cells(None, feat, q, cells)
+        scored = score_cells(None, feat, q, cells, reader=logits)
         cell_sets.append((q, scored))
-        can = canonical(p.gold or [])
-        if not can:
+        if not canonical(p.gold or []):
             continue
-        for c, f, _ in scored:
-            xs.append(f)
-            ys.append(1 if any(same_number(v, c) for v in can[1]) else 0)
+        labels = operand_labels(p, [c for c, _, _ in scored]) or [0] * len(scored)  # no gold cell: all 0
+        xs.extend(f for _, f, _ in scored)
+        ys.extend(labels)
     ow, ob = _fit_linear(xs, ys, 1)
     operand_w = [float(v) for v in ow[0].tolist()]
     operand_w[-1] += float(ob[0])  # the bias feature carries the intercept
-
     # one fact ranker for TAT-QA-style pages, one with FinQA's questions weighted for "ratio" pages
     fact_w = train_fact_ranker(problems, feat, progress)
     fact_w_ratio = train_fact_ranker(problems, feat, False, finqa_weight=FINQA_WEIGHT)
@@ -387,7 +461,7 @@ def train_reasoner(problems: list[Problem], out: str | Path, *, quick: bool = Fa
         "embedder": feat.embedder, "top_facts": TOP_FACTS, "train_questions": n_real,
         "synthetic": len(questions) - n_real, "shape_cv_accuracy": round(shape_acc, 4),
         "shape_linear_cv_accuracy": round(mix_acc[0.0], 4), "shape_reader_cv_accuracy": round(mix_acc[1.0], 4),
-        "shape_reader": SHAPE_READER, "shape_mix": shape_mix, "candidate_oracle": round(oracle, 4),
+        "shape_reader": SHAPE_READER, "operand_reader": OPERAND_READER, "shape_mix": shape_mix, "candidate_oracle": round(oracle, 4),
         "heldout_top1": round(held_acc, 4), "heldout_top1_by_convention": held_by, "thresholds": thresholds,
         "cell_features": list(CELL_FEATURES),
         "fact_features": list(FACT_FEATURES), "fact_reranker": FACT_RERANKER}, fact_w, fact_w_ratio)

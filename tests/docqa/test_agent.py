@@ -129,7 +129,7 @@ def test_threshold_follows_the_percent_convention(tmp_path):
 
 
 def test_a_model_built_for_other_features_counts_as_not_built(tmp_path, monkeypatch):
-    from agents.docqa.models import FACT_RERANKER, REASONER, SHAPE_READER, built, model_dir
+    from agents.docqa.models import READERS, REASONER, built, model_dir
     from agents.docqa.knowledge import FACT_FEATURES
     from agents.docqa.reasoner import NAMES, TRACE_FEATURES, Heads
 
@@ -138,13 +138,13 @@ def test_a_model_built_for_other_features_counts_as_not_built(tmp_path, monkeypa
     heads = Heads([[0.0]] * (len(NAMES) + 1), [0.0] * (len(NAMES) + 1), [0.0], [0.0] * len(TRACE_FEATURES), 0.0,
                   0.5, {"fact_features": list(FACT_FEATURES)})
     heads.save(model_dir(REASONER))
-    assert not built(REASONER)  # built before the fact reranker and the shape reader
-    assert Heads.load(model_dir(REASONER)).fact_reranker() is None
-    assert Heads.load(model_dir(REASONER)).shape_reader() is None
-    for sub in (FACT_RERANKER, SHAPE_READER):
+    assert not built(REASONER)  # built before the cross-encoders beside the heads
+    loaded = Heads.load(model_dir(REASONER))
+    assert (loaded.fact_reranker(), loaded.shape_reader(), loaded.operand_reader()) == (None, None, None)
+    for sub in READERS:
         (model_dir(REASONER) / sub).mkdir()
         (model_dir(REASONER) / sub / "config.json").write_text("{}")
-        assert built(REASONER) == (sub == SHAPE_READER)
+        assert built(REASONER) == (sub == READERS[-1])
     heads.config["fact_features"] = list(FACT_FEATURES[:-1])  # an older build, before a feature was added
     heads.save(model_dir(REASONER))
     assert not built(REASONER)
@@ -235,3 +235,62 @@ def test_shape_reader_learns_the_shape_from_the_wording(tmp_path):
         else:
             assert SHAPE_LABELS[probs.index(max(probs))] == "subtract"
             assert max(probs) > 0.5 / len(SHAPE_LABELS) + 0.25
+
+
+def test_operand_labels_mark_the_cells_the_gold_program_computes_with(bonds):
+    from agents.docqa.cells import evidence_cells, same_number
+    from agents.docqa.reasoner import cell_text
+    from agents.docqa.train import operand_labels
+
+    cells = evidence_cells(bonds.evidence)
+    labels = operand_labels(bonds, cells)
+    assert labels is not None and len(labels) == len(cells)
+    marked = [c for c, y in zip(cells, labels) if y]
+    assert {114400, 329500} <= {abs(c.value) for c in marked}
+    assert all(any(same_number(v, c) for v in (114400, 329500)) for c in marked)  # at any scale
+    assert len(marked) < len(cells) / 4
+    gold = next(c for c in cells if abs(c.value) == 114400)
+    assert "114,400" in cell_text(gold) or "114400" in cell_text(gold)
+    assert gold.label in cell_text(gold)
+    # a question whose operands are not among the cells has no labels to learn from
+    assert operand_labels(bonds, [c for c, y in zip(cells, labels) if not y]) is None
+
+
+@pytest.mark.slow
+def test_operand_reader_learns_which_cells_a_question_computes_with(tmp_path, finqa_train):
+    """Trained on real FinQA questions with their facts, the reader puts a gold operand first far
+    more often than chance, and the reasoner reads its logit as an operand feature."""
+    import random
+
+    from agents.docqa.cells import evidence_cells
+    from agents.docqa.reasoner import CELL_FEATURES, Featurizer, Heads, Question, reader_logits, score_cells
+    from agents.docqa.train import operand_labels, train_operand_reader, training_evidence
+    from retrieval.models import load_reranker
+
+    rng = random.Random(0)
+    problems, cell_lists = [], []
+    for p in finqa_train.problems("train"):
+        cells = [c for c in evidence_cells(training_evidence(p, rng)) if not c.year_like]
+        if operand_labels(p, cells) is not None and len(cells) >= 6:
+            problems.append(p)
+            cell_lists.append(cells)
+        if len(problems) == 16:
+            break
+    out = train_operand_reader(problems, cell_lists, tmp_path / "operand-reader", epochs=4)
+    reader = load_reranker(str(out))
+    hits, chance = 0, 0.0
+    for p, cells in zip(problems, cell_lists):
+        labels = operand_labels(p, cells)
+        logits = reader_logits(reader, p.question, cells)
+        hits += labels[max(range(len(cells)), key=logits.__getitem__)]
+        chance += sum(labels) / len(labels)
+    assert hits / len(problems) >= 0.6 and hits > 2 * chance
+
+    Heads([[0.0]], [0.0], [0.0] * len(CELL_FEATURES), [0.0], 0.0, 0.5,
+          {"operand_reader": "operand-reader"}).save(tmp_path)
+    heads = Heads.load(tmp_path)
+    p, cells = problems[0], cell_lists[0]
+    scored = score_cells(heads, Featurizer(), Question.of(p.question), cells)
+    read = dict(zip([(c.index, c.fact_id) for c in cells], reader_logits(reader, p.question, cells)))
+    col = CELL_FEATURES.index("operand_reader")
+    assert all(f[col] == pytest.approx(read[(c.index, c.fact_id)], abs=1e-5) for c, f, _ in scored)
