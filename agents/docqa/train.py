@@ -419,6 +419,7 @@ def train_reasoner(problems: list[Problem], out: str | Path, *, quick: bool = Fa
     ow, ob = _fit_linear(xs, ys, 1)
     operand_w = [float(v) for v in ow[0].tolist()]
     operand_w[-1] += float(ob[0])  # the bias feature carries the intercept
+
     # one fact ranker for TAT-QA-style pages, one with FinQA's questions weighted for "ratio" pages
     fact_w = train_fact_ranker(problems, feat, progress)
     fact_w_ratio = train_fact_ranker(problems, feat, False, finqa_weight=FINQA_WEIGHT)
@@ -461,7 +462,8 @@ def train_reasoner(problems: list[Problem], out: str | Path, *, quick: bool = Fa
         "embedder": feat.embedder, "top_facts": TOP_FACTS, "train_questions": n_real,
         "synthetic": len(questions) - n_real, "shape_cv_accuracy": round(shape_acc, 4),
         "shape_linear_cv_accuracy": round(mix_acc[0.0], 4), "shape_reader_cv_accuracy": round(mix_acc[1.0], 4),
-        "shape_reader": SHAPE_READER, "operand_reader": OPERAND_READER, "shape_mix": shape_mix, "candidate_oracle": round(oracle, 4),
+        "shape_reader": SHAPE_READER, "operand_reader": OPERAND_READER, "shape_mix": shape_mix,
+        "candidate_oracle": round(oracle, 4),
         "heldout_top1": round(held_acc, 4), "heldout_top1_by_convention": held_by, "thresholds": thresholds,
         "cell_features": list(CELL_FEATURES),
         "fact_features": list(FACT_FEATURES), "fact_reranker": FACT_RERANKER}, fact_w, fact_w_ratio)
