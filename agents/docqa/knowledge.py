@@ -83,6 +83,7 @@ def fact_features(question: str, facts: list[Evidence], dense: list[float]) -> l
     return rows
 
 
+RANKER_SCORE = "fact_ranker"  # the metadata key of a fact's fact-ranker score, beside the fused one
 RRF_K = 3  # a page has ~20 facts: its top ranks must count more than with k=60 (dev recall@3 TAT-QA 0.90 vs 0.89)
 
 
@@ -104,12 +105,17 @@ class PageKnowledge:
         self._read: dict[str, list[float]] = {}  # the reranker's scores by query: strategies re-ask the same one
 
     def retrieve(self, query: str, k: int = 5) -> list[Evidence]:
+        """The ``k`` best facts, best first. With a reranker each also carries the fact ranker's own
+        score (``metadata["fact_ranker"]``): the reasoner's heads learnt the ranker's order."""
         if not self.facts or not query.strip():
             return []
-        scores = self.scores(query)
+        ranker, scores = self._scored(query)
         order = sorted(range(len(self.facts)), key=lambda i: -scores[i])[:k]
+        extra = (lambda i: {RANKER_SCORE: round(float(ranker[i]), 6)}) if self.reranker is not None else \
+            (lambda i: {})
         return [Evidence(id=self.facts[i].id, text=self.facts[i].text, score=round(float(scores[i]), 6),
-                         source=self.facts[i].source, metadata=dict(self.facts[i].metadata)) for i in order]
+                         source=self.facts[i].source, metadata={**self.facts[i].metadata, **extra(i)})
+                for i in order]
 
     def dense(self, query: str) -> list[float]:
         emb = self.featurizer.embed([query] + [e.text for e in self.facts])
@@ -117,6 +123,10 @@ class PageKnowledge:
         return [float(emb[e.text] @ q) for e in self.facts]
 
     def scores(self, query: str) -> list[float]:
+        return self._scored(query)[1]
+
+    def _scored(self, query: str) -> tuple[list[float], list[float]]:
+        """The fact ranker's scores, and the final ones (fused with the reranker's, if any)."""
         dense = self.dense(query)
         if self.weights is None:
             ranker = [max(0.0, d) for d in dense]
@@ -124,7 +134,7 @@ class PageKnowledge:
             rows = fact_features(query, self.facts, dense)
             ranker = [1 / (1 + math.exp(-sum(w * x for w, x in zip(self.weights, r)))) for r in rows]
         if self.reranker is None:
-            return ranker
+            return ranker, ranker
         from retrieval.fusion import rrf
 
         if query not in self._read:
@@ -133,4 +143,4 @@ class PageKnowledge:
         read = self._read[query]
         by = lambda s: [str(i) for i in sorted(range(len(s)), key=lambda i: -s[i])]  # noqa: E731
         fused = rrf([by(ranker), by(read)], k=RRF_K)
-        return [fused[str(i)] for i in range(len(self.facts))]
+        return ranker, [fused[str(i)] for i in range(len(self.facts))]

@@ -294,3 +294,23 @@ def test_operand_reader_learns_which_cells_a_question_computes_with(tmp_path, fi
     read = dict(zip([(c.index, c.fact_id) for c in cells], reader_logits(reader, p.question, cells)))
     col = CELL_FEATURES.index("operand_reader")
     assert all(f[col] == pytest.approx(read[(c.index, c.fact_id)], abs=1e-5) for c, f, _ in scored)
+
+
+def test_the_reasoner_reads_reranked_facts_in_the_fact_rankers_order(bonds, reasoner):
+    """The reranker chooses the facts; the reasoner's heads learnt the fact ranker's order, so the
+    facts carry the ranker's score and the reasoner ranks its cells' facts by it."""
+    from agents.docqa.knowledge import RANKER_SCORE, PageKnowledge
+
+    q = bonds.question
+    plain = PageKnowledge(bonds.evidence)
+    order = [e.text for e in plain.retrieve(q, len(bonds.evidence))]
+    read = {t: -i for i, t in enumerate(order)}
+    read[order[0]], read[order[1]] = -len(order), 1.0  # the reranker demotes the ranker's first fact
+    fused = PageKnowledge(bonds.evidence, reranker=_OrderReranker(read)).retrieve(q, 4)
+    own = dict(zip((e.id for e in plain.facts), plain.scores(q)))
+    assert all(e.metadata[RANKER_SCORE] == pytest.approx(own[e.id], abs=1e-6) for e in fused)
+    assert RANKER_SCORE not in plain.retrieve(q, 4)[0].metadata  # no reranker: one order, nothing to add
+    by_ranker = [e.id for e in sorted(fused, key=lambda e: -own[e.id])]
+    assert by_ranker != [e.id for e in fused]
+    cells = [c for cand in reasoner.candidates(q, fused) for c in cand.cells]
+    assert cells and all(by_ranker[c.rank] == c.fact_id for c in cells)
