@@ -111,11 +111,12 @@ class PageKnowledge:
             return []
         ranker, scores = self._scored(query)
         order = sorted(range(len(self.facts)), key=lambda i: -scores[i])[:k]
-        extra = (lambda i: {RANKER_SCORE: round(float(ranker[i]), 6)}) if self.reranker is not None else \
-            (lambda i: {})
-        return [Evidence(id=self.facts[i].id, text=self.facts[i].text, score=round(float(scores[i]), 6),
-                         source=self.facts[i].source, metadata={**self.facts[i].metadata, **extra(i)})
-                for i in order]
+        out = [Evidence(id=self.facts[i].id, text=self.facts[i].text, score=round(float(scores[i]), 6),
+                        source=self.facts[i].source, metadata=dict(self.facts[i].metadata)) for i in order]
+        if self.reranker is not None:
+            for e, i in zip(out, order):
+                e.metadata[RANKER_SCORE] = round(float(ranker[i]), 6)
+        return out
 
     def dense(self, query: str) -> list[float]:
         emb = self.featurizer.embed([query] + [e.text for e in self.facts])
