@@ -9,7 +9,10 @@ verifier and the task family's exact scorer. Three rewards, each logged on its o
 
 The loop is TRL's ``GRPOTrainer`` (group-normalised advantages, clipped ratio, optional KL to the
 starting policy via ``beta``): a whole trace is one completion, and the interpreter runs inside the
-reward functions, which receive each prompt's problem id as a dataset column. The same config
+reward functions, which receive each prompt's problem id as a dataset column. With
+``rollout: stepwise`` (countdown) the interpreter is also in the generation loop: TRL's
+``rollout_func`` samples each trace a line at a time, the interpreter writes every step's value into
+it, and ``env_mask`` keeps those tokens out of the loss (``stepwise_rollout``). The same config
 trains a real model on GPUs (TRL + accelerate); here it runs on CPU.
 
     dca train rl --config configs/train_rl.yaml       # or train_rl(RLConfig(...)) from Python
@@ -32,6 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from dca.reasoning.tasks.base import Problem
 
 REWARDS = ("correct", "valid", "format")
+ROLLOUTS = ("whole", "stepwise")
+STEPWISE = "stepwise"  # suffix of the dev keys measured with the interpreter in the loop
 
 
 @dataclass
@@ -46,6 +51,7 @@ class RLConfig:
     group: int = 8  # traces sampled per problem (GRPO's group)
     iterations: int = 1  # optimisation passes over each batch of samples (>1 makes the clipped ratio bite)
     max_new_tokens: int = 128
+    rollout: str = "whole"  # whole: the policy writes the trace; stepwise: the interpreter writes each value (countdown)
     temperature: float = 1.0
     top_k: int = 0
     lr: float = 5e-5
@@ -85,6 +91,13 @@ class RLConfig:
         if values.get("loss_type", "dapo") not in ("grpo", "dapo", "dr_grpo", "bnpo"):
             raise ValueError(f"{where}: field 'loss_type' must be one of grpo, dapo, dr_grpo, bnpo, "
                              f"got {values['loss_type']!r}")
+        if values.get("rollout", "whole") not in ROLLOUTS:
+            raise ValueError(f"{where}: field 'rollout' must be one of {', '.join(ROLLOUTS)}, got {values['rollout']!r}")
+        if values.get("rollout") == "stepwise":
+            other = sorted({s.family for s in values.get("data", []) + values.get("dev", []) if s.family != "countdown"})
+            if other:
+                raise ValueError(f"{where}: field 'rollout': stepwise rollouts need countdown problems (the "
+                                 f"interpreter writes their values and moves), not {', '.join(other)}")
         if values.get("scale_rewards", "group") not in ("group", "batch", "none"):
             raise ValueError(f"{where}: field 'scale_rewards' must be group, batch or none, "
                              f"got {values['scale_rewards']!r}")
@@ -212,21 +225,69 @@ def _problems(sources: Sequence[DataSource]) -> list["Problem"]:
     return out
 
 
-def _evaluate(model: Any, tokenizer: Any, config: RLConfig, fmt: Any) -> dict[str, float]:
-    """Greedy accuracy per dev source (``evaluate_policy``: interpreter + exact family scorer)."""
+def _evaluate(model: Any, tokenizer: Any, config: RLConfig, fmt: Any, style: dict[str, bool]) -> dict[str, float]:
+    """Greedy accuracy per dev source (``evaluate_policy``: interpreter + exact family scorer); with
+    stepwise rollouts also greedy with the interpreter in the loop (``<source> stepwise``)."""
     from dca.reasoning.policy import evaluate_policy
     from dca.reasoning.sft import source_problems
+    from dca.reasoning.tasks import get_family
+    from dca.reasoning.tasks.countdown import stepwise_traces
 
     if not config.eval_n or not config.dev:
         return {}
     was_training = model.training
     model.eval()
-    out = {}
+    out: dict[str, float] = {}
     for s in config.dev:
         problems = source_problems(DataSource(s.family, s.split, n=config.eval_n, seed=s.seed, options=s.options))
-        out[source_key(s, out)] = round(evaluate_policy(model, tokenizer, problems, fmt)["accuracy"], 4)
+        key = source_key(s, out)
+        out[key] = round(evaluate_policy(model, tokenizer, problems, fmt)["accuracy"], 4)
+        if config.rollout == "stepwise":
+            family = get_family(s.family)
+            traces = stepwise_traces(model, tokenizer, fmt, problems, style=style, temperature=0.0,
+                                     max_new_tokens=min(48, config.max_new_tokens))
+            out[f"{key} {STEPWISE}"] = round(sum(family.score(p, t.lines) for p, t in zip(problems, traces))
+                                             / max(1, len(problems)), 4)
     model.train(was_training)
     return out
+
+
+def stepwise_rollout(judge: TraceJudge, tokenizer: Any, fmt: Any, style: dict[str, bool],
+                     config: RLConfig) -> Callable[[list[str], Any], dict[str, list]]:
+    """GRPO's rollout with the interpreter in the loop, as a TRL ``rollout_func``: each completion is
+    sampled a line at a time (``countdown.stepwise_traces``) and the interpreter writes each step's
+    value and moves as its comment. ``env_mask`` marks those tokens 0, so the loss trains only the
+    tokens the policy wrote; the reward functions read the whole completion, comments included."""
+    from dca.reasoning.sft import encode_prompt
+    from dca.reasoning.tasks.countdown import stepwise_traces
+
+    by_prompt = {judge.prompt(p): p for p in judge.problems.values()}
+    per_line = min(48, config.max_new_tokens)
+
+    def rollout(prompts: list[str], trainer: Any) -> dict[str, list]:
+        model = trainer.model
+        was_training = model.training
+        model.eval()
+        try:  # a fresh seed per optimizer step, so a resumed run samples what an unbroken one does
+            traces = stepwise_traces(model, tokenizer, fmt, [by_prompt[p] for p in prompts], style=style,
+                                     temperature=config.temperature, seed=config.seed * 100_003 + trainer.state.global_step,
+                                     max_new_tokens=per_line, top_k=config.top_k or None)
+        finally:
+            model.train(was_training)
+        completion_ids, env_mask = [], []
+        for trace in traces:
+            ids, mask = [], []
+            for text, own in trace.parts:
+                piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+                ids += piece
+                mask += [int(own)] * len(piece)
+            completion_ids.append(ids[: config.max_new_tokens])
+            env_mask.append(mask[: config.max_new_tokens])
+        return {"prompt_ids": [encode_prompt(p, tokenizer) for p in prompts], "completion_ids": completion_ids,
+                # the sampling log-probabilities matter only to TRL's vLLM corrections: none to give
+                "logprobs": [[None] * len(ids) for ids in completion_ids], "env_mask": env_mask}
+
+    return rollout
 
 
 def train_rl(config: RLConfig, *, progress: bool = True) -> RLResult:
@@ -283,7 +344,10 @@ def train_rl(config: RLConfig, *, progress: bool = True) -> RLResult:
     judge = TraceJudge(problems, fmt)
     dataset = Dataset.from_dict({"prompt": [judge.prompt(p) for p in problems], "pid": [p.id for p in problems]})
 
-    before = _evaluate(model, tokenizer, config, fmt) if start == 0 else {}
+    from dca.reasoning.tasks.countdown import trace_style
+
+    style = trace_style(path) if local else {}
+    before = _evaluate(model, tokenizer, config, fmt, style) if start == 0 else {}
     log = RunLog(out, config.steps, start=start, progress=progress, title=f"grpo ({Path(path).name})")
     if start == 0:
         log.log(-1, problems=len(problems), **{f"dev_{k}": v for k, v in before.items()})
@@ -321,8 +385,12 @@ def train_rl(config: RLConfig, *, progress: bool = True) -> RLResult:
             logging_steps=config.log_every, save_strategy="steps", save_steps=config.checkpoint_every,
             save_total_limit=1, report_to="none", disable_tqdm=True, use_cpu=True, bf16=False,
             dataloader_num_workers=0, shuffle_dataset=True)
+        rollout = None
+        if config.rollout == "stepwise":
+            os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is marked experimental in TRL
+            rollout = stepwise_rollout(judge, tokenizer, fmt, style, config)
         trainer = GRPOTrainer(model=model, reward_funcs=judge.reward_functions(), args=args, train_dataset=dataset,
-                              processing_class=tokenizer, callbacks=[_Log()])
+                              processing_class=tokenizer, callbacks=[_Log()], rollout_func=rollout)
     trainer.remove_callback(PrinterCallback)  # the run log's progress bar shows the metrics instead
     try:
         with _quiet_renames():
@@ -333,7 +401,7 @@ def train_rl(config: RLConfig, *, progress: bool = True) -> RLResult:
 
     model = trainer.model
     model.eval()
-    after = _evaluate(model, tokenizer, config, fmt)
+    after = _evaluate(model, tokenizer, config, fmt, style)
     if after:
         log.log(config.steps, **{f"dev_{k}": v for k, v in after.items()})
     seconds = time.perf_counter() - t0

@@ -80,16 +80,76 @@ def test_judge_rewards_correct_valid_and_format(micro_models):
     assert fmt([gold], pid=[problem.id]) == [1.0] and valid(["junk"], pid=[problem.id]) == [0.0]
 
 
-def test_config_file_errors_name_the_field(tmp_path):
+TWO = [DataSource("countdown", "train", n=64, options={"min_numbers": 2, "max_numbers": 2})]
+
+
+def test_stepwise_rollout_trains_only_the_tokens_the_policy_wrote(micro_models):
+    """The interpreter writes each step's value into the completion; those tokens (and the line
+    breaks) are masked out of the loss, the policy's own lines are not, and the ids are exactly the
+    tokens the policy read while sampling."""
+    from types import SimpleNamespace
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from dca.reasoning.prompt import load_format, prompt_numbers
+    from dca.reasoning.rl import stepwise_rollout
+    from dca.reasoning.sft import comment_refs, encode_prompt, source_problems
+    from dca.reasoning.tasks.countdown import TraceState
+
+    path = micro_models["policy"]
+    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path)
+    fmt = load_format(path)
+    problems = source_problems(DataSource("countdown", "train", n=8, options={"min_numbers": 3, "max_numbers": 3}))
+    judge = TraceJudge(problems, fmt)
+    rollout = stepwise_rollout(judge, tokenizer, fmt, {"needs": True, "left": False},
+                               RLConfig(rollout="stepwise", temperature=1.0, max_new_tokens=128))
+    prompts = [judge.prompt(p) for p in problems for _ in range(4)]
+    out = rollout(prompts, SimpleNamespace(model=model, state=SimpleNamespace(global_step=0)))
+    assert len(out["completion_ids"]) == len(out["env_mask"]) == len(out["prompt_ids"]) == len(prompts)
+    commented = 0
+    for problem, prompt, pids, ids, mask in zip([p for p in problems for _ in range(4)], prompts, out["prompt_ids"],
+                                                out["completion_ids"], out["env_mask"]):
+        text = tokenizer.decode(ids)
+        assert pids + ids == encode_prompt(prompt + text, tokenizer)
+        assert len(mask) == len(ids) and mask[-1] == 0  # the closing line break is the interpreter's
+        own = tokenizer.decode([t for t, k in zip(ids, mask) if k])
+        assert "#" not in own and own.strip()
+        state = TraceState(problem.meta["numbers"], problem.answer)
+        numbers = prompt_numbers(problem.question, [], fmt)
+        judged = judge.judge(problem.id, text)
+        for literal, line in zip(judged.lines[:-1], text.splitlines()):  # steps that ran: values stated
+            step, comment = line.split(" # ", 1)
+            assert step in own and "# " + comment not in own
+            expected = state.step(literal)
+            assert "# " + comment == (comment_refs(expected, numbers) if fmt.refs else expected)
+            commented += 1
+    assert commented > 0
+
+
+def test_stepwise_grpo_run_raises_the_mean_reward_and_reports_stepwise_greedy(micro_models, tmp_path):
+    dev = [DataSource("countdown", "dev", options={"min_numbers": 2, "max_numbers": 2})]
+    result = train_rl(_config(micro_models["policy"], tmp_path / "rl", data=TWO, dev=dev, eval_n=10,
+                              rollout="stepwise"), progress=False)
+    rewards = result.rewards
+    first, last = sum(rewards[:10]) / 10, sum(rewards[-10:]) / 10
+    assert last > first + 0.03, rewards
+    assert set(result.before) == set(result.after) == {"countdown/dev", "countdown/dev stepwise"}
+    rows = [r for r in metrics_of(tmp_path / "rl") if "reward" in r]
+    assert rows[-1]["length"] > 0
+
+
+@pytest.mark.parametrize("text, error", [
+    ("data: [countdown]\ngroup: 1\n", "'group' must be >= 2"),
+    ("data: [countdown]\nlos_type: grpo\n", "unknown field 'los_type'"),
+    ("data: [countdown]\nloss_type: ppo\n", "loss_type"),
+    ("data: [countdown]\nrollout: tree\n", "field 'rollout' must be one of whole, stepwise"),
+    ("data: [countdown, synthetic]\nrollout: stepwise\n",
+     "'rollout': stepwise rollouts need countdown problems .* not synthetic"),
+])
+def test_config_file_errors_name_the_field(tmp_path, text, error):
     bad = tmp_path / "rl.yaml"
-    bad.write_text("data: [countdown]\ngroup: 1\n")
-    with pytest.raises(ValueError, match="'group' must be >= 2"):
-        load_rl_config(bad)
-    bad.write_text("data: [countdown]\nlos_type: grpo\n")
-    with pytest.raises(ValueError, match="unknown field 'los_type'"):
-        load_rl_config(bad)
-    bad.write_text("data: [countdown]\nloss_type: ppo\n")
-    with pytest.raises(ValueError, match="loss_type"):
+    bad.write_text(text)
+    with pytest.raises(ValueError, match=error):
         load_rl_config(bad)
 
 
@@ -101,7 +161,8 @@ def test_dev_sets_of_one_family_and_split_get_distinct_keys():
     assert source_key(four, taken) == "countdown/dev[max_numbers=4,min_numbers=4]"
     assert source_key(DataSource("synthetic", "test"), taken) == "synthetic/test"
 
-@pytest.mark.parametrize("name", ["train_rl.yaml", "train_rl_countdown.yaml"])
+
+@pytest.mark.parametrize("name", ["train_rl.yaml", "train_rl_countdown.yaml", "train_rl_countdown_stepwise.yaml"])
 def test_shipped_configs_parse(name):
     config = load_rl_config(Path(__file__).parents[2] / "configs" / name)
     assert config.data and config.group >= 2 and config.steps >= 1

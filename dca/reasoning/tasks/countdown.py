@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 from dca.reasoning.steps import Interpreter, Limits, StepError, format_value, values_match
@@ -235,60 +236,90 @@ def _lines_of(answer: Any) -> list[str] | None:
     return None
 
 
-def sample_with_values(policy: Any, problem: Problem, n: int = 64, temperature: float = 1.0, seed: int = 0,
-                       max_steps: int = 5, style: dict[str, bool] | None = None) -> list[list[str]]:
-    """``n`` traces from an ``LMPolicy``, sampled one line at a time with the interpreter in the loop:
-    after each line, the step's value as the interpreter computes it is written into the context as
-    the line's trailing comment (the ``values=True`` trace style), so the policy never has to do the
-    arithmetic itself. A sample ends at its ``answer`` line or its first line that does not run.
-    ``style`` ({"needs": ..., "left": ...}; default: as the policy was trained, see ``trace_style``)
-    picks what else the comments state."""
+@dataclass
+class Stepwise:
+    """One trace sampled with the interpreter in the loop (``stepwise_traces``)."""
+
+    lines: list[str]  # as the step language runs them (literal numbers, no comments)
+    parts: list[tuple[str, bool]] = field(default_factory=list)  # the completion as the policy read it:
+    # (text, written by the policy); the interpreter wrote the rest (each step's comment, line breaks)
+    state: TraceState | None = field(default=None, repr=False)  # None once the trace has ended
+
+    @property
+    def text(self) -> str:
+        return "".join(text for text, _ in self.parts)
+
+
+def stepwise_traces(model: Any, tokenizer: Any, fmt: Any, problems: Sequence[Problem], *, style: dict[str, bool],
+                    temperature: float = 1.0, seed: int = 0, max_steps: int = 5, max_new_tokens: int = 48,
+                    top_k: int | None = None) -> list[Stepwise]:
+    """One trace per entry of ``problems`` (repeat a problem for several samples), all sampled in one
+    batch a line at a time with the interpreter in the loop: after each line the step's value, as the
+    interpreter computes it, is written into the context as the line's trailing comment (replacing any
+    the policy wrote), so the policy never does the arithmetic itself. ``style`` ({"needs", "left"},
+    see ``trace_style``) picks what else the comments state. A trace ends at its ``answer`` line or its
+    first line that does not run. Used for sampling (``sample_with_values``) and as GRPO's rollout."""
     from dca.reasoning.policy import generate
     from dca.reasoning.prompt import from_refs, prompt_numbers, render_prompt
     from dca.reasoning.sft import comment_refs, encode_prompt
     from dca.reasoning.steps import _split_comment
 
-    if "numbers" not in problem.meta:
-        raise ValueError(f"sample_with_values: problem {problem.id!r} has no meta['numbers'] (a countdown problem)")
-    model, tokenizer = policy.load()
-    fmt = policy.format
-    style = trace_style(policy) if style is None else style
-    head = render_prompt(problem.question, [], [], fmt)
-    numbers = prompt_numbers(problem.question, [], fmt) if fmt.refs else []
-    target = problem.answer if style.get("needs") else None
-    states = [TraceState(problem.meta["numbers"], target, bool(style.get("left"))) for _ in range(n)]
-    shown: list[list[str]] = [[] for _ in range(n)]  # as the policy reads them: its own names, true values
-    lines: list[list[str]] = [[] for _ in range(n)]  # as the step language runs them
-    live = list(range(n))
+    for problem in problems:
+        if "numbers" not in problem.meta:
+            raise ValueError(f"stepwise sampling: problem {problem.id!r} has no meta['numbers'] (a countdown problem)")
+    heads = [render_prompt(p.question, [], [], fmt) for p in problems]
+    numbers = [prompt_numbers(p.question, [], fmt) if fmt.refs else [] for p in problems]
+    traces = [Stepwise([], [], TraceState(p.meta["numbers"], p.answer if style.get("needs") else None,
+                                          bool(style.get("left")))) for p in problems]
     for k in range(max_steps):
+        live = [r for r, t in enumerate(traces) if t.state is not None]
         if not live:
             break
-        prompts = [encode_prompt(head + "".join(ln + "\n" for ln in shown[r]), tokenizer) for r in live]
+        prompts = [encode_prompt(heads[r] + traces[r].text, tokenizer) for r in live]
         outs = generate(model, tokenizer, prompts, temperature=temperature, seed=seed * 1009 + k,
-                        max_new_tokens=policy.max_new_tokens, until="line", top_k=policy.top_k)
-        still = []
+                        max_new_tokens=max_new_tokens, until="line", top_k=top_k)
         for r, out in zip(live, outs):
+            trace = traces[r]
             text = _split_comment(out[0][0].split("\n")[0].strip())[0]
-            line = from_refs(text, numbers) if fmt.refs else text
-            lines[r].append(line)
+            line = from_refs(text, numbers[r]) if fmt.refs else text
+            trace.lines.append(line)
+            trace.parts.append((text, True))
             try:
-                comment = states[r].step(line)
+                comment = trace.state.step(line)
             except StepError:
-                continue
-            if comment is not None:
-                shown[r].append(f"{text} {comment_refs(comment, numbers) if fmt.refs else comment}")
-                still.append(r)
-        live = still
-    return lines
+                comment = None
+            if comment is None:  # an answer line, or a line that does not run: the trace ends
+                trace.state = None
+            else:
+                trace.parts.append((f" {comment_refs(comment, numbers[r]) if fmt.refs else comment}", False))
+            trace.parts.append(("\n", False))
+    for trace in traces:
+        trace.state = None
+    return traces
+
+
+def sample_with_values(policy: Any, problem: Problem, n: int = 64, temperature: float = 1.0, seed: int = 0,
+                       max_steps: int = 5, style: dict[str, bool] | None = None) -> list[list[str]]:
+    """``n`` traces from an ``LMPolicy`` for ``problem``, sampled with the interpreter in the loop
+    (``stepwise_traces``); ``style`` defaults to the comments the policy was trained on (``trace_style``)."""
+    model, tokenizer = policy.load()
+    style = trace_style(policy) if style is None else style
+    return [t.lines for t in stepwise_traces(model, tokenizer, policy.format, [problem] * n, style=style,
+                                             temperature=temperature, seed=seed, max_steps=max_steps,
+                                             max_new_tokens=policy.max_new_tokens, top_k=policy.top_k)]
 
 
 def trace_style(policy: Any) -> dict[str, bool]:
-    """Which countdown comments (``needs``, ``left``) the policy was trained on, per its
-    ``dca_training.json``; a GRPO policy writes what the policy it started from was trained on."""
+    """Which countdown comments (``needs``, ``left``) the policy (an ``LMPolicy`` or a model directory)
+    was trained on, per its ``dca_training.json``; a GRPO policy writes what the policy it started
+    from was trained on."""
     import json
     from pathlib import Path
 
-    directory = policy._model_dir() if hasattr(policy, "_model_dir") else None
+    if isinstance(policy, (str, Path)):
+        directory = str(policy)
+    else:
+        directory = policy._model_dir() if hasattr(policy, "_model_dir") else None
     record: dict = {}
     for _ in range(8):  # GRPO from GRPO from ... an SFT run
         path = Path(directory or "", "dca_training.json")
