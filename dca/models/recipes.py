@@ -82,8 +82,8 @@ def _countdown_reasoner() -> "SFTConfig":
                          options={"min_numbers": 3, "max_numbers": 3, "solutions": 2, "needs": True, "left": True})],
         dev=[DataSource("countdown", "dev", options={**four, "solutions": 1, "needs": True, "left": True})],
         comments=True,  # numbers written as they are (no n1, n2, ...): the comments list them that way
-        steps=2400, batch_tokens=4096, lr=2e-3, min_lr=2e-4, warmup=30, max_len=256,
-        eval_every=400, checkpoint_every=200, log_every=50, eval_n=100, out_dir="runs/countdown-reasoner",
+        steps=3600, batch_tokens=4096, lr=2e-3, min_lr=2e-4, warmup=30, max_len=256,
+        eval_every=1200, checkpoint_every=200, log_every=50, eval_n=100, out_dir="runs/countdown-reasoner",
     )
 
 

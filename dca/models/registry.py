@@ -51,9 +51,39 @@ def resolve_model(name: str, progress: bool = True) -> str:
 
     recipe = get_recipe(name.removeprefix(PREFIX))
     final = recipe_dir(recipe.name)
-    if not (final / "config.json").exists():
+    if not (final / "config.json").exists() or outdated(recipe.name, final):
         build_recipe(recipe.name, progress=progress)
     return str(final)
+
+
+# the recipe fields that decide the weights (not where or how verbosely the build ran)
+_WEIGHT_FIELDS = ("kind", "init", "vocab_size", "data", "max_facts", "max_fact_chars", "max_numbers", "refs",
+                  "comments", "supervise_from", "max_len", "steps", "batch_tokens", "lr", "min_lr", "warmup",
+                  "weight_decay", "grad_clip", "seed")
+
+
+def outdated(name: str, directory: Path) -> list[str]:
+    """The recipe fields that a built ``dca:<name>`` in ``directory`` was trained with differently
+    from the recipe now (per its ``dca_training.json``; none if that record is missing)."""
+    import json
+
+    from dca.models.recipes import get_recipe
+
+    record = directory / "dca_training.json"
+    if not record.exists():
+        return []
+    built = json.loads(record.read_text()).get("config", {})
+    now = json.loads(json.dumps(get_recipe(name).config().to_dict()))
+    return [f for f in _WEIGHT_FIELDS if f in built and not _same(built[f], now.get(f))]
+
+
+def _same(built: Any, now: Any) -> bool:
+    """Equal as recorded: a key the older record lacks (a setting added since, at its default) is no change."""
+    if isinstance(built, dict) and isinstance(now, dict):
+        return all(_same(v, now.get(k)) for k, v in built.items())
+    if isinstance(built, list) and isinstance(now, list):
+        return len(built) == len(now) and all(_same(a, b) for a, b in zip(built, now))
+    return built == now
 
 
 def build_recipe(name: str, progress: bool = True) -> Path:
@@ -73,9 +103,12 @@ def build_recipe(name: str, progress: bool = True) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     final = root / recipe.name
     with FileLock(str(root / f".{recipe.name}.lock")):
-        if (final / "config.json").exists():
+        changed = outdated(recipe.name, final) if (final / "config.json").exists() else None
+        if changed == []:
             return final
-        print(f"building {PREFIX}{recipe.name} (first use, ~{recipe.minutes:g} min) into {final}",
+        why = (f"its recipe changed ({', '.join(changed)}); the old model is used until the new one is saved"
+               if changed else "first use")
+        print(f"building {PREFIX}{recipe.name} ({why}, ~{recipe.minutes:g} min) into {final}",
               file=sys.stderr, flush=True)
         work = root / f".{recipe.name}.build"
         config = recipe.config()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 import threading
 from pathlib import Path
 
@@ -81,6 +82,40 @@ def test_recipe_builds_once_atomically_under_concurrency_and_is_reused(dca_home,
     assert not model.training and load_causal_lm(str(built))[0] is model  # cached by resolved path
     assert torch.get_num_threads() == 2 or torch.get_num_threads() == int(__import__("os").environ.get(
         "DCA_TORCH_THREADS", "2"))
+
+
+def test_a_model_built_from_an_older_recipe_is_rebuilt_and_served_until_then(dca_home, micro_models, monkeypatch,
+                                                                              capsys):
+    import json
+
+    from dca.models.registry import outdated
+    from dca.reasoning import sft
+
+    built = dca_home / "models" / "micro-policy"
+    shutil.copytree(micro_models["policy"], built)
+    record = built / "dca_training.json"
+    saved = json.loads(record.read_text())
+    assert outdated("micro-policy", built) == []
+    older = {**saved, "config": {**saved["config"], "steps": 7}}
+    for source in older["config"]["data"]:
+        source.pop("repeat")  # a setting an older record lacks is not a change
+    record.write_text(json.dumps(older))
+    assert outdated("micro-policy", built) == ["steps"]
+    seen = []
+    real = sft.train_sft
+
+    def training(config, **kw):
+        seen.append((built / "config.json").exists())  # the old model stays in place while the new one trains
+        return real(config, **kw)
+
+    monkeypatch.setattr(sft, "train_sft", training)
+    assert resolve_model("dca:micro-policy", progress=False) == str(built)
+    assert seen == [True]
+    assert "its recipe changed (steps)" in capsys.readouterr().err
+    assert json.loads(record.read_text())["config"]["steps"] == saved["config"]["steps"]
+    assert outdated("micro-policy", built) == []
+    resolve_model("dca:micro-policy", progress=False)
+    assert seen == [True]  # now current: not rebuilt again
 
 
 def test_killed_build_leaves_no_model(dca_home, monkeypatch):
