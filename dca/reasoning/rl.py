@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 REWARDS = ("correct", "valid", "format")
 ROLLOUTS = ("whole", "stepwise")
 STEPWISE = "stepwise"  # suffix of the dev keys measured with the interpreter in the loop
+STEP_TOKENS = 48  # a stepwise line's token budget (LMPolicy's default), within max_new_tokens
 
 
 @dataclass
@@ -245,7 +246,7 @@ def _evaluate(model: Any, tokenizer: Any, config: RLConfig, fmt: Any, style: dic
         if config.rollout == "stepwise":
             family = get_family(s.family)
             traces = stepwise_traces(model, tokenizer, fmt, problems, style=style, temperature=0.0,
-                                     max_new_tokens=min(48, config.max_new_tokens))
+                                     max_new_tokens=min(STEP_TOKENS, config.max_new_tokens))
             out[f"{key} {STEPWISE}"] = round(sum(family.score(p, t.lines) for p, t in zip(problems, traces))
                                              / max(1, len(problems)), 4)
     model.train(was_training)
@@ -262,7 +263,7 @@ def stepwise_rollout(judge: TraceJudge, tokenizer: Any, fmt: Any, style: dict[st
     from dca.reasoning.tasks.countdown import stepwise_traces
 
     by_prompt = {judge.prompt(p): p for p in judge.problems.values()}
-    per_line = min(48, config.max_new_tokens)
+    per_line = min(STEP_TOKENS, config.max_new_tokens)
 
     def rollout(prompts: list[str], trainer: Any) -> dict[str, list]:
         model = trainer.model

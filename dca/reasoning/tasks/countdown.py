@@ -243,7 +243,6 @@ class Stepwise:
     lines: list[str]  # as the step language runs them (literal numbers, no comments)
     parts: list[tuple[str, bool]] = field(default_factory=list)  # the completion as the policy read it:
     # (text, written by the policy); the interpreter wrote the rest (each step's comment, line breaks)
-    state: TraceState | None = field(default=None, repr=False)  # None once the trace has ended
 
     @property
     def text(self) -> str:
@@ -269,10 +268,12 @@ def stepwise_traces(model: Any, tokenizer: Any, fmt: Any, problems: Sequence[Pro
             raise ValueError(f"stepwise sampling: problem {problem.id!r} has no meta['numbers'] (a countdown problem)")
     heads = [render_prompt(p.question, [], [], fmt) for p in problems]
     numbers = [prompt_numbers(p.question, [], fmt) if fmt.refs else [] for p in problems]
-    traces = [Stepwise([], [], TraceState(p.meta["numbers"], p.answer if style.get("needs") else None,
-                                          bool(style.get("left")))) for p in problems]
+    traces = [Stepwise([]) for _ in problems]
+    # each live trace's interpreter state; None once the trace has ended
+    states: list[TraceState | None] = [TraceState(p.meta["numbers"], p.answer if style.get("needs") else None,
+                                                  bool(style.get("left"))) for p in problems]
     for k in range(max_steps):
-        live = [r for r, t in enumerate(traces) if t.state is not None]
+        live = [r for r, state in enumerate(states) if state is not None]
         if not live:
             break
         prompts = [encode_prompt(heads[r] + traces[r].text, tokenizer) for r in live]
@@ -285,16 +286,14 @@ def stepwise_traces(model: Any, tokenizer: Any, fmt: Any, problems: Sequence[Pro
             trace.lines.append(line)
             trace.parts.append((text, True))
             try:
-                comment = trace.state.step(line)
+                comment = states[r].step(line)
             except StepError:
                 comment = None
             if comment is None:  # an answer line, or a line that does not run: the trace ends
-                trace.state = None
+                states[r] = None
             else:
                 trace.parts.append((f" {comment_refs(comment, numbers[r]) if fmt.refs else comment}", False))
             trace.parts.append(("\n", False))
-    for trace in traces:
-        trace.state = None
     return traces
 
 
