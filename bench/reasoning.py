@@ -8,6 +8,8 @@ Sections (``--sections`` picks some):
 - rl_recipe (asked for by name): the same for a GRPO recipe (``--rl-recipe``, default
   configs/train_rl_countdown.yaml: countdown with 4 numbers from ``dca:countdown-reasoner``);
 - scaling: accuracy against policy samples (1..64) per search strategy, on the same problems;
+- search4: the same on countdown with 4 numbers, for ``dca:countdown-reasoner`` sampling with the
+  interpreter in the loop and a scorer trained on its rollouts (configs/train_scorer_countdown.yaml);
 - countdown4: countdown with 4 numbers solved within 64 samples (exact check) and by majority vote, for
   whole traces from the policy alone and for stepwise sampling with the interpreter's values in the context;
 - gsm8k: GSM8K dev (a fixed part of train.jsonl held out of training), greedy and best strategy;
@@ -17,7 +19,8 @@ The start policy is ``dca:tiny-reasoner`` (``--policy``); GRPO settings come fro
 each setting trains in its own resumable directory. ``--search-policy`` picks the policy the search
 sections use (default: the GRPO result). Sections not run keep their last results in the JSON.
 Baselines are measured in the same run (the SFT policy before GRPO; majority vote at equal samples).
-Writes bench/out/reasoning.json, reasoning.txt, reasoning_rl.png and reasoning_scaling.png.
+Writes bench/out/reasoning.json, reasoning.txt, reasoning_rl.png, reasoning_scaling.png and
+reasoning_search4.png.
 """
 from __future__ import annotations
 
@@ -39,9 +42,9 @@ sys.path.insert(0, str(ROOT))
 
 SIZES = {
     "quick": dict(quick=True, eval_n=40, rl_steps=40, scaling_n=16, budgets=[1, 4, 16], countdown_n=20, gsm8k_n=40,
-                  scorer_problems=40, gsm8k_samples=8),
+                  scorer_problems=40, gsm8k_samples=8, search4_n=20),
     "full": dict(quick=False, eval_n=200, rl_steps=300, scaling_n=60, budgets=[1, 2, 4, 8, 16, 32, 64], countdown_n=100,
-                 gsm8k_n=200, scorer_problems=400, gsm8k_samples=16),
+                 gsm8k_n=200, scorer_problems=400, gsm8k_samples=16, search4_n=100),
 }
 STRATEGIES = ["self_consistency", "best_of_n", "beam", "mcts", "rstar"]
 ANCHORS = {"GPT-3 6B fine-tuned (Cobbe et al. 2021)": 0.217, "GPT-3 6B fine-tuned + verifier": 0.39}
@@ -121,47 +124,81 @@ def train_bench_scorer(policy: str, size: dict, work: Path, threads: int) -> str
     return str(train_scorer(config).model_dir)
 
 
-def solve_rate(strategy, items) -> float:
-    """Share of problems whose proposed trace, run by the interpreter, the family scores right."""
+def solve_rate(strategy, items, spent: dict | None = None) -> float:
+    """Share of problems whose proposed trace, run by the interpreter, the family scores right;
+    ``spent`` (if given) gets the mean policy samples and generated tokens per problem."""
     from dca.abilities import ProposeRequest
     from dca.reasoning.prompt import problem_facts
     from dca.reasoning.scorer import trace_correct
     from dca.reasoning.steps import Interpreter, StepError
     from dca.reasoning.tasks import get_family
 
-    right = 0
+    right = samples = tokens = 0
     fams = {}
     for i, p in enumerate(items):
         fam = fams.setdefault(p.family, get_family(p.family))
-        lines = strategy.propose(ProposeRequest(task=p.question, evidence=problem_facts(p), steps=[], seed=i,
-                                                max_steps=12))[0].lines
+        proposal = strategy.propose(ProposeRequest(task=p.question, evidence=problem_facts(p), steps=[], seed=i,
+                                                   max_steps=12))[0]
+        samples += proposal.compute.policy_samples
+        tokens += proposal.compute.tokens
         try:
-            answer = Interpreter().run_trace(lines).get("answer")
+            answer = Interpreter().run_trace(proposal.lines).get("answer")
         except StepError:
             continue
-        right += bool(answer is not None and trace_correct(fam, p, lines, answer))
+        right += bool(answer is not None and trace_correct(fam, p, proposal.lines, answer))
+    if spent is not None:
+        spent.update(samples=round(samples / max(1, len(items)), 1), tokens=round(tokens / max(1, len(items)), 1))
     return right / max(1, len(items))
 
 
 def scaling_section(policy: str, scorer: str, size: dict) -> dict:
-    from rich.progress import track
-
     from dca.reasoning.policy import LMPolicy
-    from dca.reasoning.search import make_strategy
 
     n = size["scaling_n"] // 2
     items = problems("synthetic", "test", n, min_steps=1, max_steps=4) + problems("countdown", "dev", n, max_numbers=3)
-    lm = LMPolicy(policy, max_trace_tokens=96)
+    return strategy_curves(LMPolicy(policy, max_trace_tokens=96), items, scorer, size["budgets"])
+
+
+def strategy_curves(lm, items, scorer: str, budgets: list[int]) -> dict:
+    """Greedy, then every strategy at every sample budget, on the same problems."""
+    from rich.progress import track
+
+    from dca.reasoning.search import make_strategy
+
     greedy = solve_rate(make_strategy("greedy", lm, samples=1), items)
-    out: dict = {"policy": policy, "problems": len(items), "greedy": greedy}
-    runs = [(s, b) for s in STRATEGIES for b in size["budgets"]]
+    out: dict = {"policy": lm.model_name, "scorer": scorer, "problems": len(items), "greedy": greedy}
+    runs = [(s, b) for s in STRATEGIES for b in budgets]
     for name, budget in track(runs, description="search strategies"):
         strategy = make_strategy(name, lm, samples=budget, scorer=scorer if name in ("best_of_n", "beam", "mcts")
                                  else None, seed=0)
         t0 = time.perf_counter()
-        out.setdefault(name, {})[str(budget)] = {"accuracy": solve_rate(strategy, items),
-                                                 "seconds": round(time.perf_counter() - t0, 1)}
+        spent: dict = {}
+        accuracy = solve_rate(strategy, items, spent)
+        out.setdefault(name, {})[str(budget)] = {"accuracy": accuracy, "seconds": round(time.perf_counter() - t0, 1),
+                                                 **spent}
     return out
+
+
+def countdown_scorer(config_path: str, work: Path, threads: int) -> str:
+    """The countdown-4 step scorer of ``config_path``, trained (resumably) under ``work``."""
+    from dca.reasoning.scorer import load_scorer_config, train_scorer
+
+    config = load_scorer_config(ROOT / config_path)
+    config.out_dir, config.threads, config.resume = str(work / "countdown-scorer"), threads, True
+    model = Path(config.out_dir) / "model"
+    if (model / "dca_scorer.json").exists():
+        return str(model)
+    return str(train_scorer(config).model_dir)
+
+
+def search4_section(policy: str, scorer: str, size: dict) -> dict:
+    """Countdown with 4 numbers: accuracy against samples per strategy; the policy samples with the
+    interpreter in the loop (as it was trained) and the scorer reads the same comments."""
+    from dca.reasoning.policy import LMPolicy
+    from dca.reasoning.tasks import get_family
+
+    items = list(get_family("countdown", min_numbers=4, max_numbers=4).problems("dev", n=size["search4_n"]))
+    return strategy_curves(LMPolicy(policy, max_trace_tokens=192), items, scorer, size["budgets"])
 
 
 def countdown4_section(policy: str, size: dict, modes: list[str], temperature: float = 1.0) -> dict:
@@ -256,8 +293,10 @@ def plot(report: dict) -> None:
         fig.tight_layout()
         fig.savefig(OUT / "reasoning_rl.png", dpi=100)
         plt.close(fig)
-    sc = report.get("scaling")
-    if sc:
+    for key, title in (("scaling", "synthetic + countdown-3"), ("search4", "countdown-4, stepwise policy")):
+        sc = report.get(key)
+        if not sc:
+            continue
         fig, ax = plt.subplots(figsize=(7, 4))
         for name in STRATEGIES:
             if name in sc:
@@ -267,11 +306,11 @@ def plot(report: dict) -> None:
         ax.set_xscale("log", base=2)
         ax.set_xlabel("policy samples per problem")
         ax.set_ylabel("accuracy")
-        ax.set_title(f"accuracy vs compute ({sc['problems']} problems)")
+        ax.set_title(f"{title}: accuracy vs compute ({sc['problems']} problems)")
         ax.legend()
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(OUT / "reasoning_scaling.png", dpi=100)
+        fig.savefig(OUT / f"reasoning_{key}.png", dpi=100)
         plt.close(fig)
 
 
@@ -294,14 +333,21 @@ def table(report: dict) -> str:
         rows.append(f"\nRL recipe {rr['settings'].get('recipe')} (GRPO {rr['steps']} steps, {rr['minutes']} min, "
                     f"from {rr['settings'].get('policy')}): greedy accuracy on {rr.get('eval_n', '?')} dev problems")
         rows.extend(_gain_rows(rr))
-    if "scaling" in report:
-        sc = report["scaling"]
-        budgets = sorted({int(b) for s in STRATEGIES if s in sc for b in sc[s]})
-        rows.append(f"\naccuracy vs samples ({sc['problems']} problems, {sc.get('policy')}; greedy {sc['greedy']:.1%})")
-        rows.append(f"{'strategy':<18}" + "".join(f"{b:>8}" for b in budgets))
-        for s in STRATEGIES:
-            if s in sc:
-                rows.append(f"{s:<18}" + "".join(f"{sc[s][str(b)]['accuracy']:>8.1%}" for b in budgets))
+    for key, title in (("scaling", "synthetic + countdown-3"), ("search4", "countdown-4")):
+        if key in report:
+            sc = report[key]
+            budgets = sorted({int(b) for s in STRATEGIES if s in sc for b in sc[s]})
+            rows.append(f"\n{title}: accuracy vs samples ({sc['problems']} problems, {sc.get('policy')}, "
+                        f"scorer {sc.get('scorer')}; greedy {sc['greedy']:.1%})")
+            rows.append(f"{'strategy':<18}" + "".join(f"{b:>8}" for b in budgets))
+            for s in STRATEGIES:
+                if s in sc:
+                    rows.append(f"{s:<18}" + "".join(f"{sc[s][str(b)]['accuracy']:>8.1%}" for b in budgets))
+            if any("tokens" in sc[s][str(b)] for s in STRATEGIES if s in sc for b in budgets):
+                rows.append("generated tokens per problem (what each budget of samples bought)")
+                for s in STRATEGIES:
+                    if s in sc:
+                        rows.append(f"{s:<18}" + "".join(f"{sc[s][str(b)].get('tokens', 0):>8.0f}" for b in budgets))
     if "countdown4" in report:
         c = report["countdown4"]
         rows.append(f"\ncountdown-4 ({c['problems']} problems, {c.get('policy')}, temperature {c.get('temperature', 1.0):g})")
@@ -331,7 +377,7 @@ def main() -> int:
     ap.add_argument("--full", action="store_true", help="the issue's sizes (default: quick)")
     ap.add_argument("--policy", default="dca:tiny-reasoner", help="the SFT policy to start from")
     ap.add_argument("--sections", default="rl,scaling,countdown4,gsm8k,throughput",
-                    help="comma-separated; also rl_recipe (not in the default: ~15 min on 2 cores)")
+                    help="comma-separated; also rl_recipe (~15 min on 2 cores) and search4, not in the default")
     ap.add_argument("--rl-recipe", default="configs/train_rl_countdown.yaml", help="the rl_recipe section's YAML")
     ap.add_argument("--rl-steps", type=int, help="GRPO steps (default: 40 quick, 300 full); a rerun resumes")
     ap.add_argument("--eval-n", type=int, help="held-out problems per set for greedy accuracy (default: 40 quick)")
@@ -351,7 +397,11 @@ def main() -> int:
     ap.add_argument("--rl-prompts", type=int, default=8, help="problems per GRPO step (8 traces each)")
     ap.add_argument("--scorer", help="a trained step scorer for the scaling section (default: train one here)")
     ap.add_argument("--scaling-n", type=int, help="problems for the scaling section (default: 16 quick, 60 full)")
-    ap.add_argument("--budgets", type=int, nargs="+", help="sample budgets for the scaling section")
+    ap.add_argument("--budgets", type=int, nargs="+", help="sample budgets for the scaling and search4 sections")
+    ap.add_argument("--search4-policy", default="dca:countdown-reasoner", help="policy for the search4 section")
+    ap.add_argument("--search4-scorer", help="a trained scorer for search4 (default: train one from "
+                                             "configs/train_scorer_countdown.yaml here)")
+    ap.add_argument("--search4-n", type=int, help="countdown-4 problems for search4 (default: 20 quick, 100 full)")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("DCA_TORCH_THREADS", "2")))
     ap.add_argument("--work", default=str(OUT / "reasoning-work"), help="training runs (resumable)")
     args = ap.parse_args()
@@ -370,6 +420,8 @@ def main() -> int:
         size["budgets"] = args.budgets
     if args.countdown_n:
         size["countdown_n"] = args.countdown_n
+    if args.search4_n:
+        size["search4_n"] = args.search4_n
     rl = {"lr": args.rl_lr, "temperature": args.rl_temperature, "beta": args.rl_beta,
           "reward_valid": args.rl_valid, "reward_format": args.rl_format, "scale": args.rl_scale,
           "prompts": args.rl_prompts}
@@ -414,11 +466,15 @@ def main() -> int:
         report["scorer"] = scorer
         report["scaling"] = scaling_section(trained, scorer, size)
         save()
+    if "search4" in sections:
+        scorer = args.search4_scorer or countdown_scorer("configs/train_scorer_countdown.yaml", work, args.threads)
+        report["search4"] = search4_section(args.search4_policy, scorer, size)
+        save()
     plot(report)
     text = table(report)
     print(text)
     (OUT / "reasoning.txt").write_text(text + "\n")
-    print(f"\nwrote {path}, {OUT / 'reasoning_rl.png'}, {OUT / 'reasoning_scaling.png'}")
+    print(f"\nwrote {path} and its PNGs (reasoning_rl, reasoning_scaling, reasoning_search4) in {OUT}")
     return 0
 
 

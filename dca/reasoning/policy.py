@@ -239,12 +239,21 @@ def _length(row: list[int], stops: list[int], pad: int) -> int:
 
 
 class LMPolicy:
-    """``dca.abilities.Logic`` backed by a causal LM that writes step-language lines."""
+    """``dca.abilities.Logic`` backed by a causal LM that writes step-language lines.
+
+    A policy trained on countdown traces whose steps carry the interpreter's comments (value,
+    finishing move, operands left: ``dca:countdown-reasoner``) samples countdown questions with the
+    interpreter in the loop (``stepwise``, on by default for such a policy): a line at a time, each
+    line's comment written by the interpreter, never by the policy. ``stepwise=False`` lets it write
+    whole traces alone.
+    """
 
     def __init__(self, model: str = "dca:tiny-policy", *, max_new_tokens: int = 48, max_facts: int | None = None,
                  max_fact_chars: int | None = None, max_trace_tokens: int = 256, top_k: int | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, stepwise: bool | None = None):
         self.model_name = model
+        self.stepwise = stepwise
+        self._style: dict[str, bool] | None = None
         self.max_new_tokens = max_new_tokens
         self.max_trace_tokens = max_trace_tokens
         self._overrides = {k: v for k, v in (("max_facts", max_facts), ("max_fact_chars", max_fact_chars))
@@ -283,7 +292,55 @@ class LMPolicy:
         from dca.reasoning.sft import encode_prompt
 
         _, tokenizer = self.load()
+        problem = self.stepwise_problem(request)
+        if problem is not None:
+            from dca.reasoning.tasks.countdown import stepwise_prompt
+
+            text = stepwise_prompt(problem, [_line(s) for s in request.steps], self.format, self._comment_style() or {})
+            if text is not None:
+                return encode_prompt(text, tokenizer)
         return encode_prompt(render_prompt(request.task, request.evidence, request.steps, self.format), tokenizer)
+
+    def stepwise_problem(self, request: ProposeRequest) -> Any:
+        """The countdown ``Problem`` of ``request`` if this policy samples it with the interpreter in
+        the loop (see the class docstring), else None."""
+        if request.evidence or self._comment_style() is None:
+            return None
+        from dca.reasoning.tasks.countdown import as_problem
+
+        return as_problem(request.task)
+
+    def _comment_style(self) -> dict[str, bool] | None:
+        """The comments stepwise sampling writes (``countdown.trace_style``), None if it is off."""
+        if self.stepwise is False:
+            return None
+        if self._style is None:
+            from dca.reasoning.tasks.countdown import trace_style, trained_with_comments
+
+            self._style = trace_style(self) if self.stepwise or trained_with_comments(self) else {"off": True}
+        return None if self._style.get("off") else self._style
+
+    def stepwise_draws(self, requests: Sequence[ProposeRequest], n: int, temperature: float, seed: int | None,
+                       whole: bool) -> list[list[tuple[list[str], float, int]]] | None:
+        """``n`` samples per request with the interpreter in the loop, as ``(lines, mean log-probability,
+        tokens)``: the next line, or (``whole``) every line to the answer. None unless this policy
+        samples every one of the requests stepwise."""
+        problems = [self.stepwise_problem(r) for r in requests]
+        if not problems or any(p is None for p in problems):
+            return None
+        import random
+
+        from dca.reasoning.tasks.countdown import stepwise_traces
+
+        model, tokenizer = self.load()
+        limits = [max(1, r.max_steps - len(r.steps)) if whole else 1 for r in requests]
+        traces = stepwise_traces(model, tokenizer, self.format, [p for p in problems for _ in range(n)],
+                                 style=self._comment_style() or {}, temperature=temperature,
+                                 seed=random.randrange(2**31) if seed is None else seed, max_steps=max(limits),
+                                 max_new_tokens=self.max_new_tokens, top_k=self.top_k,
+                                 prefixes=[[_line(s) for s in r.steps] for r in requests for _ in range(n)])
+        return [[(t.lines[:limit] or [""], t.mean_logprob, t.tokens) for t in traces[i * n:(i + 1) * n]]
+                for i, limit in enumerate(limits)]
 
     def literal(self, line: str, request: ProposeRequest, numbers: list[str] | None = None) -> str:
         """A generated line as the step language has it: listed-number names written back as numbers."""
@@ -292,6 +349,16 @@ class LMPolicy:
         if numbers is None:
             numbers = prompt_numbers(request.task, request.evidence, self.format)
         return from_refs(line, numbers)
+
+    def lines_of(self, text: str, request: ProposeRequest, numbers: list[str] | None = None,
+                 whole: bool = True) -> list[str]:
+        """A generated continuation as step lines with literal numbers: every line up to the answer
+        (``whole``, at most the steps ``request`` has left) or only the first."""
+        if whole:
+            lines = trace_lines(text)[: max(1, request.max_steps - len(request.steps))]
+        else:
+            lines = [text.split("\n")[0].strip()]
+        return [self.literal(ln, request, numbers) for ln in lines if ln] or [""]
 
     def propose(self, request: ProposeRequest) -> list[Proposal]:
         """``request.n`` next-step lines, skipping ``request.avoid`` and duplicates where possible."""
@@ -317,16 +384,14 @@ class LMPolicy:
         for r, (temperature, count) in enumerate(rounds):
             seed = None if request.seed is None else request.seed + r
             t0 = time.perf_counter()
-            outs = generate(model, tokenizer, [prompt], n=count, temperature=temperature, seed=seed,
-                            max_new_tokens=limit, until=until, top_k=self.top_k)[0]
-            compute.add(Compute(model_calls=1, policy_samples=len(outs), tokens=sum(k for _, _, k in outs),
+            drawn = self.stepwise_draws([request], count, temperature, seed, until == "trace")
+            if drawn is None:
+                outs = generate(model, tokenizer, [prompt], n=count, temperature=temperature, seed=seed,
+                                max_new_tokens=limit, until=until, top_k=self.top_k)[0]
+                drawn = [[(self.lines_of(text, request, numbers, until == "trace"), score, k) for text, score, k in outs]]
+            compute.add(Compute(model_calls=1, policy_samples=len(drawn[0]), tokens=sum(k for _, _, k in drawn[0]),
                                 wall_time=time.perf_counter() - t0))
-            for text, score, _ in outs:
-                if until == "trace":
-                    lines = trace_lines(text)[: max(1, request.max_steps - len(request.steps))]
-                else:
-                    lines = [text.split("\n")[0].strip()]
-                lines = [self.literal(ln, request, numbers) for ln in lines if ln] or [""]
+            for lines, score, _ in drawn[0]:
                 key = tuple(lines)
                 prop = Proposal(lines=lines, score=score)
                 if lines[0] in avoid or key in seen:
@@ -340,6 +405,10 @@ class LMPolicy:
             chosen.append((spare or chosen)[len(chosen) % max(1, len(spare or chosen))])
         share = _split_compute(compute, len(chosen))
         return [Proposal(lines=p.lines, score=p.score, compute=c) for p, c in zip(chosen, share)]
+
+
+def _line(step: Any) -> str:
+    return step.text if hasattr(step, "text") else str(step)
 
 
 def _split_compute(total: Compute, k: int) -> list[Compute]:

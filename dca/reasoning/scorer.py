@@ -45,14 +45,19 @@ TRACE_SCORED = frozenset({"countdown"})
 # --------------------------------------------------------------------------- what the model reads
 
 
-def render_pair(task: str, steps: Sequence[Step | str]) -> tuple[str, str]:
+def render_pair(task: str, steps: Sequence[Step | str], comments: bool = False) -> tuple[str, str]:
     """(question, steps so far with their computed values): the cross-encoder's two texts.
 
-    ``steps`` may be ``Step``s (their values are used) or lines (run here by the interpreter)."""
+    ``steps`` may be ``Step``s (their values are used) or lines (run here by the interpreter). With
+    ``comments`` a countdown question's steps are shown as a stepwise policy reads them, each with the
+    interpreter's comment (value, the move that would finish from it, operands left)."""
     from dca.reasoning.steps import Interpreter, StepError, format_value
 
     question = " ".join(task.split())[:MAX_QUESTION_CHARS]
-    shown: list[str] = []
+    shown: list[str] | None = _countdown_shown(task, steps) if comments else None
+    if shown is not None:
+        return question, "\n".join(shown[-MAX_LINES:])
+    shown = []
     env: dict[str, Value] = {}
     interp = Interpreter()
     for s in steps:
@@ -74,14 +79,45 @@ def render_pair(task: str, steps: Sequence[Step | str]) -> tuple[str, str]:
     return question, "\n".join(shown)
 
 
+def _countdown_shown(task: str, steps: Sequence[Step | str]) -> list[str] | None:
+    """A countdown question's steps with the interpreter's comments (the answer line with its value
+    and, when it misses, the move that would still reach the target); None for other questions."""
+    from dca.reasoning.steps import StepError, _split_comment
+    from dca.reasoning.tasks.countdown import TraceState, parse_question, value_comment
+
+    parsed = parse_question(task)
+    if parsed is None:
+        return None
+    numbers, target = parsed
+    state = TraceState(numbers, target, left=True)
+    shown = []
+    for s in steps:
+        line = _split_comment((s.text if isinstance(s, Step) else s).strip())[0]  # the comment is the interpreter's
+        try:
+            comment = state.step(line)
+        except StepError:
+            shown.append(f"{line} # ?")
+            break
+        if comment is None:
+            comment = value_comment(state.env.get("answer"), target)
+        shown.append(f"{line} {comment}")
+    return shown
+
+
 # --------------------------------------------------------------------------- the scorer
 
 
 class StepScorer:
     """A trained step scorer. ``score`` is the value of ``steps + [step]``: the chance it ends right."""
 
-    def __init__(self, model: Any, path: str | None = None, batch_size: int = 64, cache_size: int = 20_000):
+    def __init__(self, model: Any, path: str | None = None, batch_size: int = 64, cache_size: int = 20_000,
+                 comments: bool | None = None):
         self.model, self.path, self.batch_size = model, path, batch_size
+        if comments is None:  # as it was trained (``ScorerConfig.comments``, recorded with the model)
+            record = Path(path, SCORER_FILE) if path else None
+            fmt = json.loads(record.read_text()).get("format", {}) if record and record.exists() else {}
+            comments = bool(fmt.get("comments"))
+        self.comments = comments
         self._cache: OrderedDict[tuple[str, str], float] = OrderedDict()
         self.cache_size = cache_size
 
@@ -103,7 +139,7 @@ class StepScorer:
         tasks = [task] * len(prefixes) if isinstance(task, str) else list(task)
         if len(tasks) != len(prefixes):
             raise ValueError(f"score_many: {len(tasks)} tasks for {len(prefixes)} prefixes")
-        pairs = [render_pair(t, p) for t, p in zip(tasks, prefixes)]
+        pairs = [render_pair(t, p, self.comments) for t, p in zip(tasks, prefixes)]
         todo = list(OrderedDict.fromkeys(p for p in pairs if p not in self._cache))
         if todo:
             import torch
@@ -173,6 +209,7 @@ class ScorerConfig:
     lr: float = 5e-5
     warmup_ratio: float = 0.1
     max_length: int = 192
+    comments: bool = False  # show countdown steps with the interpreter's comments (for a stepwise policy)
     seed: int = 0
     threads: int | None = None
     out_dir: str = "runs/scorer"
@@ -553,7 +590,7 @@ def train_scorer(config: ScorerConfig, *, labels: Sequence[Labeled] | None = Non
     counts["used"] = len(labels)
 
     def dataset(rows: Sequence[Labeled]) -> "Dataset":
-        pairs = [render_pair(x.task, x.lines) for x in rows]
+        pairs = [render_pair(x.task, x.lines, config.comments) for x in rows]
         return Dataset.from_dict({"question": [a for a, _ in pairs], "steps": [b for _, b in pairs],
                                   "label": [float(x.value) for x in rows]})
 
@@ -598,7 +635,7 @@ def train_scorer(config: ScorerConfig, *, labels: Sequence[Labeled] | None = Non
     log.plot()
 
     model.model.eval()
-    scorer = StepScorer(model)
+    scorer = StepScorer(model, comments=config.comments)
     metrics = evaluate_scorer(scorer, dev_labels) if dev_labels else {}
     if metrics:
         log.log(steps_total, **{f"dev_{k}": v for k, v in metrics.items()})
@@ -607,7 +644,8 @@ def train_scorer(config: ScorerConfig, *, labels: Sequence[Labeled] | None = Non
     shutil.rmtree(tmp, ignore_errors=True)
     model.save(str(tmp))
     summary = {"config": config.to_dict(), "counts": counts, "metrics": metrics, "examples": len(train_ds),
-               "format": {"max_question_chars": MAX_QUESTION_CHARS, "max_lines": MAX_LINES},
+               "format": {"max_question_chars": MAX_QUESTION_CHARS, "max_lines": MAX_LINES,
+                          "comments": config.comments},
                "seconds": round(time.perf_counter() - t0, 1)}
     (tmp / SCORER_FILE).write_text(json.dumps(summary, indent=2, default=str))
     shutil.rmtree(final, ignore_errors=True)

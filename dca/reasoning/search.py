@@ -82,7 +82,7 @@ class Sampler:
 
     def __init__(self, policy: Any):
         self.policy = policy
-        self.lm = all(hasattr(policy, a) for a in ("load", "prompt_ids", "literal"))
+        self.lm = all(hasattr(policy, a) for a in ("load", "prompt_ids", "lines_of"))
 
     def draw(self, requests: Sequence[ProposeRequest], n: int, temperature: float, seed: int | None,
              whole: bool, budget: Budget) -> list[list[Draw]]:
@@ -115,26 +115,20 @@ class Sampler:
 
     def _generate(self, requests: Sequence[ProposeRequest], n: int, temperature: float, seed: int | None,
                   whole: bool) -> list[list[Draw]]:
-        from dca.reasoning.policy import generate, trace_lines
+        from dca.reasoning.policy import generate
 
         policy = self.policy
-        model, tokenizer = policy.load()
-        prompts = [policy.prompt_ids(r) for r in requests]
-        limit = policy.max_trace_tokens if whole else policy.max_new_tokens
-        outs = generate(model, tokenizer, prompts, n=n, temperature=temperature, seed=seed,
-                        max_new_tokens=limit, until="trace" if whole else "line", top_k=policy.top_k)
-        result = []
-        for req, samples in zip(requests, outs):
-            draws = []
-            for text, logprob, k in samples:
-                if whole:
-                    lines = trace_lines(text)[: max(1, req.max_steps - len(req.steps))]
-                else:
-                    lines = [text.split("\n")[0].strip()]
-                lines = [policy.literal(ln, req) for ln in lines if ln] or [""]
-                draws.append(Draw(lines, float(logprob), int(k)))
-            result.append(draws)
-        return result
+        stepwise = getattr(policy, "stepwise_draws", None)
+        drawn = stepwise(requests, n, temperature, seed, whole) if stepwise else None
+        if drawn is None:
+            model, tokenizer = policy.load()
+            prompts = [policy.prompt_ids(r) for r in requests]
+            limit = policy.max_trace_tokens if whole else policy.max_new_tokens
+            outs = generate(model, tokenizer, prompts, n=n, temperature=temperature, seed=seed,
+                            max_new_tokens=limit, until="trace" if whole else "line", top_k=policy.top_k)
+            drawn = [[(policy.lines_of(text, req, whole=whole), logprob, k) for text, logprob, k in samples]
+                     for req, samples in zip(requests, outs)]
+        return [[Draw(list(lines), float(logprob), int(k)) for lines, logprob, k in samples] for samples in drawn]
 
 
 # --------------------------------------------------------------------------- checking candidates

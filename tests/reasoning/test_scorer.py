@@ -84,13 +84,15 @@ def test_config_errors_name_the_field(tmp_path):
         load_scorer_config(bad)
 
 
-def test_shipped_scorer_config_parses():
+@pytest.mark.parametrize("name", ["train_scorer.yaml", "train_scorer_countdown.yaml"])
+def test_shipped_scorer_config_parses(name):
     from pathlib import Path
 
     from dca.reasoning.scorer import load_scorer_config
 
-    config = load_scorer_config(Path(__file__).parents[2] / "configs" / "train_scorer.yaml")
+    config = load_scorer_config(Path(__file__).parents[2] / "configs" / name)
     assert config.data and config.samples >= 1
+    assert config.comments == (name == "train_scorer_countdown.yaml")
 
 
 def test_pick_accuracy_sees_a_length_prior_that_auc_rewards():

@@ -8,6 +8,7 @@ dev/test; this generator takes microseconds per instance.
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
@@ -23,6 +24,9 @@ QUESTIONS = (
     "use each number at most once.",
     "Make {target} out of {nums}. You may use + - * / and each number no more than once.",
 )
+# the question templates as patterns, to read a countdown instance back from its question
+_PATTERNS = tuple(re.compile("^" + re.escape(q).replace(re.escape("{target}"), r"(?P<target>\d+)")
+                             .replace(re.escape("{nums}"), r"(?P<nums>\d+(?:, \d+)*)") + "$") for q in QUESTIONS)
 SPLITS = {"test": (0.0, 0.1), "dev": (0.1, 0.2), "train": (0.2, 1.0)}
 TARGETS = (10, 999)
 
@@ -62,6 +66,26 @@ def solve_all(numbers: Sequence[int], target: int, limit: int = 2000) -> list[li
 
     walk([(str(x), int(x)) for x in numbers], [])
     return [list(t) for t in found]
+
+
+def parse_question(text: str) -> tuple[list[int], int] | None:
+    """``(numbers, target)`` of a question in one of countdown's wordings, else None."""
+    text = " ".join(text.split())
+    for pattern in _PATTERNS:
+        m = pattern.match(text)
+        if m:
+            return [int(x) for x in m["nums"].split(", ")], int(m["target"])
+    return None
+
+
+def as_problem(question: str) -> Problem | None:
+    """A countdown ``Problem`` read back from its question (what stepwise sampling needs), else None."""
+    parsed = parse_question(question)
+    if parsed is None:
+        return None
+    numbers, target = parsed
+    return Problem(id=f"countdown:{question}", question=question, answer=target, family="countdown",
+                   meta={"numbers": numbers, "target": target})
 
 
 def value_comment(value: Any, target: float | None = None) -> str:
@@ -243,35 +267,81 @@ class Stepwise:
     lines: list[str]  # as the step language runs them (literal numbers, no comments)
     parts: list[tuple[str, bool]] = field(default_factory=list)  # the completion as the policy read it:
     # (text, written by the policy); the interpreter wrote the rest (each step's comment, line breaks)
+    logprob: float = 0.0  # summed log-probability of the tokens the policy wrote
+    tokens: int = 0  # how many tokens the policy wrote
 
     @property
     def text(self) -> str:
         return "".join(text for text, _ in self.parts)
 
+    @property
+    def mean_logprob(self) -> float:
+        return self.logprob / self.tokens if self.tokens else 0.0
+
+
+def _comment(comment: str, numbers: Sequence[str], refs: bool) -> str:
+    """An interpreter comment as the policy reads it after its line (listed numbers as names if ``refs``)."""
+    from dca.reasoning.sft import comment_refs
+
+    return f" {comment_refs(comment, numbers) if refs else comment}"
+
+
+def _continue_from(problem: Problem, prefix: Sequence[str], fmt: Any,
+                   style: dict[str, bool]) -> tuple[str, TraceState] | None:
+    """The prompt after ``prefix`` (each line with its comment) and the interpreter state there; None
+    if the prefix has ended (an answer line, or a line that does not run)."""
+    from dca.reasoning.prompt import prompt_numbers, render_prompt, to_refs
+
+    state = TraceState(problem.meta["numbers"], problem.answer if style.get("needs") else None, bool(style.get("left")))
+    numbers = prompt_numbers(problem.question, [], fmt) if fmt.refs else []
+    text = render_prompt(problem.question, [], [], fmt)
+    for line in prefix:
+        try:
+            comment = state.step(line)
+        except StepError:
+            return None
+        if comment is None:
+            return None
+        text += (to_refs(line, numbers) if fmt.refs else line) + _comment(comment, numbers, fmt.refs) + "\n"
+    return text, state
+
+
+def stepwise_prompt(problem: Problem, prefix: Sequence[str], fmt: Any, style: dict[str, bool]) -> str | None:
+    """The prompt a stepwise policy continues from after ``prefix``: the question and each prefix line
+    with the comment the interpreter writes for it; None if the prefix has ended."""
+    start = _continue_from(problem, prefix, fmt, style)
+    return None if start is None else start[0]
+
 
 def stepwise_traces(model: Any, tokenizer: Any, fmt: Any, problems: Sequence[Problem], *, style: dict[str, bool],
                     temperature: float = 1.0, seed: int = 0, max_steps: int = 5, max_new_tokens: int = 48,
-                    top_k: int | None = None) -> list[Stepwise]:
+                    top_k: int | None = None, prefixes: Sequence[Sequence[str]] | None = None) -> list[Stepwise]:
     """One trace per entry of ``problems`` (repeat a problem for several samples), all sampled in one
     batch a line at a time with the interpreter in the loop: after each line the step's value, as the
     interpreter computes it, is written into the context as the line's trailing comment (replacing any
     the policy wrote), so the policy never does the arithmetic itself. ``style`` ({"needs", "left"},
     see ``trace_style``) picks what else the comments state. A trace ends at its ``answer`` line or its
-    first line that does not run. Used for sampling (``sample_with_values``) and as GRPO's rollout."""
+    first line that does not run. ``prefixes`` (lines already written, one list per problem, shown with
+    their comments) continue partial traces; the returned traces hold only the new lines, at most
+    ``max_steps`` of them. Used for sampling (``sample_with_values``, ``LMPolicy`` for a policy trained
+    on these comments) and as GRPO's rollout."""
     from dca.reasoning.policy import generate
-    from dca.reasoning.prompt import from_refs, prompt_numbers, render_prompt
-    from dca.reasoning.sft import comment_refs, encode_prompt
+    from dca.reasoning.prompt import from_refs, prompt_numbers
+    from dca.reasoning.sft import encode_prompt
     from dca.reasoning.steps import _split_comment
 
     for problem in problems:
         if "numbers" not in problem.meta:
             raise ValueError(f"stepwise sampling: problem {problem.id!r} has no meta['numbers'] (a countdown problem)")
-    heads = [render_prompt(p.question, [], [], fmt) for p in problems]
+    prefixes = list(prefixes) if prefixes is not None else [[] for _ in problems]
+    if len(prefixes) != len(problems):
+        raise ValueError(f"stepwise sampling: {len(prefixes)} prefixes for {len(problems)} problems")
     numbers = [prompt_numbers(p.question, [], fmt) if fmt.refs else [] for p in problems]
     traces = [Stepwise([]) for _ in problems]
-    # each live trace's interpreter state; None once the trace has ended
-    states: list[TraceState | None] = [TraceState(p.meta["numbers"], p.answer if style.get("needs") else None,
-                                                  bool(style.get("left"))) for p in problems]
+    # each live trace's interpreter state (after its prefix); None once the trace has ended
+    starts = [_continue_from(p, prefix, fmt, style) for p, prefix in zip(problems, prefixes)]
+    states: list[TraceState | None] = [None if s is None else s[1] for s in starts]
+    heads = ["" if s is None else s[0] for s in starts]
     for k in range(max_steps):
         live = [r for r, state in enumerate(states) if state is not None]
         if not live:
@@ -281,7 +351,10 @@ def stepwise_traces(model: Any, tokenizer: Any, fmt: Any, problems: Sequence[Pro
                         max_new_tokens=max_new_tokens, until="line", top_k=top_k)
         for r, out in zip(live, outs):
             trace = traces[r]
-            text = _split_comment(out[0][0].split("\n")[0].strip())[0]
+            written, mean, count = out[0]
+            trace.logprob += float(mean) * int(count)
+            trace.tokens += int(count)
+            text = _split_comment(written.split("\n")[0].strip())[0]
             line = from_refs(text, numbers[r]) if fmt.refs else text
             trace.lines.append(line)
             trace.parts.append((text, True))
@@ -292,7 +365,7 @@ def stepwise_traces(model: Any, tokenizer: Any, fmt: Any, problems: Sequence[Pro
             if comment is None:  # an answer line, or a line that does not run: the trace ends
                 states[r] = None
             else:
-                trace.parts.append((f" {comment_refs(comment, numbers[r]) if fmt.refs else comment}", False))
+                trace.parts.append((_comment(comment, numbers[r], fmt.refs), False))
             trace.parts.append(("\n", False))
     return traces
 
@@ -308,10 +381,9 @@ def sample_with_values(policy: Any, problem: Problem, n: int = 64, temperature: 
                                              max_new_tokens=policy.max_new_tokens, top_k=policy.top_k)]
 
 
-def trace_style(policy: Any) -> dict[str, bool]:
-    """Which countdown comments (``needs``, ``left``) the policy (an ``LMPolicy`` or a model directory)
-    was trained on, per its ``dca_training.json``; a GRPO policy writes what the policy it started
-    from was trained on."""
+def _countdown_options(policy: Any) -> list[dict[str, Any]]:
+    """The options of the countdown data the policy (an ``LMPolicy`` or a model directory) was trained
+    on, per its ``dca_training.json``; a GRPO policy's are those of the policy it started from."""
     import json
     from pathlib import Path
 
@@ -327,5 +399,17 @@ def trace_style(policy: Any) -> dict[str, bool]:
             break
         directory = record["start"]
     sources = record.get("config", {}).get("data", [])
-    options = [s.get("options") or {} for s in sources if s.get("family") == "countdown"]
+    return [s.get("options") or {} for s in sources if s.get("family") == "countdown"]
+
+
+def trace_style(policy: Any) -> dict[str, bool]:
+    """Which countdown comments (``needs``, ``left``) the policy (an ``LMPolicy`` or a model directory)
+    was trained on; a GRPO policy writes what the policy it started from was trained on."""
+    options = _countdown_options(policy)
     return {key: any(o.get(key) for o in options) for key in ("needs", "left")}
+
+
+def trained_with_comments(policy: Any) -> bool:
+    """Was the policy trained on countdown traces whose steps state their values in comments (and so
+    should sample countdown with the interpreter writing them)?"""
+    return any(o.get(key) for o in _countdown_options(policy) for key in ("values", "needs", "left"))
