@@ -214,7 +214,8 @@ def countdown4_section(policy: str, size: dict, modes: list[str], temperature: f
 
     fam = get_family("countdown", min_numbers=4, max_numbers=4)
     items = list(fam.problems("dev", n=size["countdown_n"]))
-    lm = LMPolicy(policy, max_trace_tokens=192)  # room for traces that state values in comments
+    # whole traces are the policy's alone (stepwise=False); stepwise mode samples through sample_with_values
+    lm = LMPolicy(policy, max_trace_tokens=192, stepwise=False)  # room for traces that state values in comments
     sampler, checker = Sampler(lm), TraceChecker()
     out: dict = {"policy": policy, "problems": len(items), "temperature": temperature}
     for mode in modes:

@@ -118,3 +118,28 @@ def test_the_scorer_reads_countdown_steps_with_the_interpreters_comments(tmp_pat
     (tmp_path / SCORER_FILE).write_text(json.dumps({"format": {"comments": True}}))
     assert StepScorer(None, path=str(tmp_path)).comments is True
     assert StepScorer(None).comments is False
+
+
+def test_stepwise_sampling_is_on_for_policies_trained_on_the_comments_unless_turned_off(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from dca.reasoning.policy import LMPolicy
+    from dca.reasoning.tasks.countdown import trained_with_comments
+
+    def trained(name: str, options: dict) -> SimpleNamespace:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "dca_training.json").write_text(json.dumps({"config": {"data": [
+            {"family": "countdown", "options": {"min_numbers": 4, **options}}]}}))
+        return SimpleNamespace(_model_dir=lambda: str(d))
+
+    assert trained_with_comments(trained("needs", {"needs": True, "left": True}))
+    assert trained_with_comments(trained("values", {"values": True}))
+    assert not trained_with_comments(trained("plain", {}))
+    q = next(Countdown(4, 4).problems("dev", n=1)).question
+    request = ProposeRequest(task=q, evidence=[], steps=[])
+    for name, stepwise, on in (("needs", None, True), ("needs", False, False), ("plain", None, False),
+                               ("plain", True, True)):
+        policy = LMPolicy("unused", stepwise=stepwise)
+        monkeypatch.setattr(policy, "_model_dir", lambda name=name: str(tmp_path / name))
+        assert (policy.stepwise_problem(request) is not None) is on, (name, stepwise)
