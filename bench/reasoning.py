@@ -159,15 +159,15 @@ def scaling_section(policy: str, scorer: str, size: dict) -> dict:
     return strategy_curves(LMPolicy(policy, max_trace_tokens=96), items, scorer, size["budgets"])
 
 
-def strategy_curves(lm, items, scorer: str, budgets: list[int]) -> dict:
-    """Greedy, then every strategy at every sample budget, on the same problems."""
+def strategy_curves(lm, items, scorer: str, budgets: list[int], strategies: list[str] | None = None) -> dict:
+    """Greedy, then each strategy (default: all) at every sample budget, on the same problems."""
     from rich.progress import track
 
     from dca.reasoning.search import make_strategy
 
     greedy = solve_rate(make_strategy("greedy", lm, samples=1), items)
     out: dict = {"policy": lm.model_name, "scorer": scorer, "problems": len(items), "greedy": greedy}
-    runs = [(s, b) for s in STRATEGIES for b in budgets]
+    runs = [(s, b) for s in strategies or STRATEGIES for b in budgets]
     for name, budget in track(runs, description="search strategies"):
         strategy = make_strategy(name, lm, samples=budget, scorer=scorer if name in ("best_of_n", "beam", "mcts")
                                  else None, seed=0)
@@ -191,14 +191,22 @@ def countdown_scorer(config_path: str, work: Path, threads: int) -> str:
     return str(train_scorer(config).model_dir)
 
 
-def search4_section(policy: str, scorer: str, size: dict) -> dict:
+def merge_curves(old: dict, new: dict) -> dict:
+    """``new`` with the strategies and budgets it did not run kept from ``old``, if both measured the
+    same policy, scorer and problems."""
+    if not old or any(old.get(k) != new.get(k) for k in ("policy", "scorer", "problems", "greedy")):
+        return new
+    return {**old, **new, **{s: {**old.get(s, {}), **new.get(s, {})} for s in STRATEGIES if s in old or s in new}}
+
+
+def search4_section(policy: str, scorer: str, size: dict, strategies: list[str] | None = None) -> dict:
     """Countdown with 4 numbers: accuracy against samples per strategy; the policy samples with the
     interpreter in the loop (as it was trained) and the scorer reads the same comments."""
     from dca.reasoning.policy import LMPolicy
     from dca.reasoning.tasks import get_family
 
     items = list(get_family("countdown", min_numbers=4, max_numbers=4).problems("dev", n=size["search4_n"]))
-    return strategy_curves(LMPolicy(policy, max_trace_tokens=192), items, scorer, size["budgets"])
+    return strategy_curves(LMPolicy(policy, max_trace_tokens=192), items, scorer, size["budgets"], strategies)
 
 
 def countdown4_section(policy: str, size: dict, modes: list[str], temperature: float = 1.0) -> dict:
@@ -402,6 +410,8 @@ def main() -> int:
     ap.add_argument("--search4-policy", default="dca:countdown-reasoner", help="policy for the search4 section")
     ap.add_argument("--search4-scorer", help="a trained scorer for search4 (default: train one from "
                                              "configs/train_scorer_countdown.yaml here)")
+    ap.add_argument("--strategies", help=f"comma-separated strategies for search4 (default: all of {','.join(STRATEGIES)}; "
+                                         "budgets and strategies not run keep their last results)")
     ap.add_argument("--search4-n", type=int, help="countdown-4 problems for search4 (default: 20 quick, 100 full)")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("DCA_TORCH_THREADS", "2")))
     ap.add_argument("--work", default=str(OUT / "reasoning-work"), help="training runs (resumable)")
@@ -427,6 +437,9 @@ def main() -> int:
           "reward_valid": args.rl_valid, "reward_format": args.rl_format, "scale": args.rl_scale,
           "prompts": args.rl_prompts}
     sections = set(args.sections.split(","))
+    strategies = args.strategies.split(",") if args.strategies else None
+    if strategies and not set(strategies) <= set(STRATEGIES):
+        ap.error(f"--strategies: expected some of {','.join(STRATEGIES)}, got {args.strategies!r}")
     if not set(args.countdown_modes.split(",")) <= {"whole", "stepwise"}:
         ap.error(f"--countdown-modes: expected whole and/or stepwise, got {args.countdown_modes!r}")
     work = Path(args.work) / mode
@@ -469,7 +482,8 @@ def main() -> int:
         save()
     if "search4" in sections:
         scorer = args.search4_scorer or countdown_scorer("configs/train_scorer_countdown.yaml", work, args.threads)
-        report["search4"] = search4_section(args.search4_policy, scorer, size)
+        report["search4"] = merge_curves(report.get("search4", {}),
+                                         search4_section(args.search4_policy, scorer, size, strategies))
         save()
     plot(report)
     text = table(report)

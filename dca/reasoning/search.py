@@ -561,7 +561,7 @@ class Beam(SearchStrategy):
         finished: list[Candidate] = []
         depth_hint = 3
         calls = 0
-        if self.lookahead and budget.left > 1:
+        if self.lookahead and budget.left >= 1:  # with one sample, that greedy trace is the answer
             draws = self.sampler.draw([request], 1, 0.0, None, True, budget)[0]
             calls += 1
             for c in self.candidates(request, draws):
@@ -645,7 +645,8 @@ class MCTS(SearchStrategy):
     scorer (0 if it fails a check). Every finished trace found, in the tree or by a rollout, is
     kept; the answer with the highest summed value wins (``select: vote``), or the single best
     trace (``select: value``). Budget left when the tree closes early (every branch finished or
-    failed) is spent on whole traces from the root, valued the same way.
+    failed) is spent on whole traces from the root, valued the same way, and so is a budget of at
+    most ``expand`` samples, too small for one expansion and its rollout.
     """
 
     name = "mcts"
@@ -667,7 +668,9 @@ class MCTS(SearchStrategy):
         limit = max(1, request.max_steps - len(request.steps))
         calls = 0
         avoid = {a.strip() for a in request.avoid}
-        for _ in range(4 * self.samples + 8):  # every pass spends samples or closes a branch
+        # a budget too small for one expansion and a rollout goes on whole traces (below) instead
+        passes = 4 * self.samples + 8 if budget.left > self.expand else 0
+        for _ in range(passes):  # every pass spends samples or closes a branch
             if budget.left <= 0 or root.dead:
                 break
             path = [root]
@@ -703,7 +706,7 @@ class MCTS(SearchStrategy):
                 roll_value = rolled.value if rolled is not None and rolled.value is not None else 0.0
                 value = self.mix * leaf.value + (1 - self.mix) * roll_value
             self._backup(path, value)
-        if budget.left > 0:  # the tree closed early (every branch finished or failed): sample whole traces
+        if budget.left > 0:  # the tree closed early (every branch finished or failed), or never grew: whole traces
             calls += 1
             draws = self.sampler.draw([request], budget.left, max(self.temperature, request.temperature),
                                       self._seed(request, calls), True, budget)[0]

@@ -302,6 +302,19 @@ def test_best_of_n_scores_the_whole_finished_trace_after_the_prefix():
     assert ["x1 = 10", "answer = x1 + 2"] in seen and ["x1 = 10", "answer = x1 + 1"] in seen
 
 
+@pytest.mark.parametrize("samples", [1, 2, 3])
+@pytest.mark.parametrize("name", ["beam", "mcts"])
+def test_tree_strategies_answer_with_a_whole_trace_when_the_budget_is_too_small_to_grow_one(name, samples):
+    """One sample cannot pay for a beam step and a whole trace; up to ``expand`` samples cannot pay for
+    an MCTS expansion and its rollout: the budget goes on whole traces, so there is an answer."""
+    traces = [["x1 = 2 + 3", "answer = x1 * 2"], ["x1 = 2 + 4", "answer = x1 * 2"]]
+    scorer = _LineScorer({"answer = x1 * 2": 0.9})
+    strategy = make_strategy(name, _Scripted(traces), samples=samples, scorer=scorer, seed=0, expand=3)
+    props = strategy.propose(ProposeRequest(task="q", evidence=[], steps=[], max_steps=4))
+    assert props[0].lines[-1] == "answer = x1 * 2" and props[0].lines in traces
+    assert 1 <= strategy.last.spent.policy_samples <= samples
+
+
 # ---------------------------------------------------------------- the decode loop behind every sample
 
 
