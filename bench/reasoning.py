@@ -9,7 +9,8 @@ Sections (``--sections`` picks some):
   configs/train_rl_countdown.yaml: countdown with 4 numbers from ``dca:countdown-reasoner``);
 - scaling: accuracy against policy samples (1..64) per search strategy, on the same problems;
 - search4: the same on countdown with 4 numbers, for ``dca:countdown-reasoner`` sampling with the
-  interpreter in the loop and a scorer trained on its rollouts (configs/train_scorer_countdown.yaml);
+  interpreter in the loop and ``dca:countdown-scorer``, trained on its rollouts
+  (configs/train_scorer_countdown.yaml);
 - countdown4: countdown with 4 numbers solved within 64 samples (exact check) and by majority vote, for
   whole traces from the policy alone and for stepwise sampling with the interpreter's values in the context;
 - gsm8k: GSM8K dev (a fixed part of train.jsonl held out of training), greedy and best strategy;
@@ -177,18 +178,6 @@ def strategy_curves(lm, items, scorer: str, budgets: list[int], strategies: list
         out.setdefault(name, {})[str(budget)] = {"accuracy": accuracy, "seconds": round(time.perf_counter() - t0, 1),
                                                  **spent}
     return out
-
-
-def countdown_scorer(config_path: str, work: Path, threads: int) -> str:
-    """The countdown-4 step scorer of ``config_path``, trained (resumably) under ``work``."""
-    from dca.reasoning.scorer import load_scorer_config, train_scorer
-
-    config = load_scorer_config(ROOT / config_path)
-    config.out_dir, config.threads, config.resume = str(work / "countdown-scorer"), threads, True
-    model = Path(config.out_dir) / "model"
-    if (model / "dca_scorer.json").exists():
-        return str(model)
-    return str(train_scorer(config).model_dir)
 
 
 def merge_curves(old: dict, new: dict) -> dict:
@@ -408,8 +397,8 @@ def main() -> int:
     ap.add_argument("--scaling-n", type=int, help="problems for the scaling section (default: 16 quick, 60 full)")
     ap.add_argument("--budgets", type=int, nargs="+", help="sample budgets for the scaling and search4 sections")
     ap.add_argument("--search4-policy", default="dca:countdown-reasoner", help="policy for the search4 section")
-    ap.add_argument("--search4-scorer", help="a trained scorer for search4 (default: train one from "
-                                             "configs/train_scorer_countdown.yaml here)")
+    ap.add_argument("--search4-scorer", default="dca:countdown-scorer",
+                    help="the scorer for search4 (default: dca:countdown-scorer, built on first use, ~11 min)")
     ap.add_argument("--strategies", help=f"comma-separated strategies for search4 (default: all of {','.join(STRATEGIES)}; "
                                          "budgets and strategies not run keep their last results)")
     ap.add_argument("--search4-n", type=int, help="countdown-4 problems for search4 (default: 20 quick, 100 full)")
@@ -481,9 +470,8 @@ def main() -> int:
         report["scaling"] = scaling_section(trained, scorer, size)
         save()
     if "search4" in sections:
-        scorer = args.search4_scorer or countdown_scorer("configs/train_scorer_countdown.yaml", work, args.threads)
         report["search4"] = merge_curves(report.get("search4", {}),
-                                         search4_section(args.search4_policy, scorer, size, strategies))
+                                         search4_section(args.search4_policy, args.search4_scorer, size, strategies))
         save()
     plot(report)
     text = table(report)

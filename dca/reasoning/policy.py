@@ -371,7 +371,8 @@ class LMPolicy:
     def _sample(self, request: ProposeRequest, until: str) -> list[Proposal]:
         model, tokenizer = self.load()
         n = max(1, request.n)
-        prompt = self.prompt_ids(request)
+        # a stepwise policy builds its own prompts (``stepwise_draws``)
+        prompt = self.prompt_ids(request) if self.stepwise_problem(request) is None else []
         avoid = {a.strip() for a in request.avoid}
         limit = self.max_new_tokens if until == "line" else self.max_trace_tokens
         numbers = prompt_numbers(request.task, request.evidence, self.format) if self.format.refs else []

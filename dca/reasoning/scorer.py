@@ -253,7 +253,19 @@ def _tiny_scorer() -> ScorerConfig:
     )
 
 
-SCORER_RECIPES = {"tiny-scorer": _tiny_scorer}
+def _countdown_scorer() -> ScorerConfig:
+    """For search with ``dca:countdown-reasoner`` on countdown-4 (``configs/train_scorer_countdown.yaml``)."""
+    four = {"min_numbers": 4, "max_numbers": 4}
+    return ScorerConfig(
+        policy="dca:countdown-reasoner", base="dca:countdown-reasoner",
+        data=[DataSource("countdown", "train", n=400, seed=3, options=dict(four))],
+        dev=[DataSource("countdown", "dev", n=60, seed=1, options=dict(four))],
+        samples=8, rollouts=4, temperature=1.0, corruptions=2, comments=True,
+        epochs=3.0, batch_size=32, lr=1e-3, max_length=192, seed=0, eval_every=200, out_dir="runs/countdown-scorer",
+    )
+
+
+SCORER_RECIPES = {"tiny-scorer": _tiny_scorer, "countdown-scorer": _countdown_scorer}
 
 
 def build_scorer(name: str, progress: bool = True) -> Path:

@@ -95,6 +95,16 @@ def test_shipped_scorer_config_parses(name):
     assert config.comments == (name == "train_scorer_countdown.yaml")
 
 
+def test_scorer_recipes_match_their_yaml():
+    from pathlib import Path
+
+    from dca.reasoning.scorer import SCORER_RECIPES, load_scorer_config
+
+    configs = Path(__file__).parents[2] / "configs"
+    for recipe, name in (("tiny-scorer", "train_scorer.yaml"), ("countdown-scorer", "train_scorer_countdown.yaml")):
+        assert load_scorer_config(configs / name) == SCORER_RECIPES[recipe](), recipe
+
+
 def test_pick_accuracy_sees_a_length_prior_that_auc_rewards():
     # gold traces are two lines, the policy's own finished traces one line: a scorer that only
     # values length separates the labels (AUC 1) yet ranks the policy's samples of a problem at random
