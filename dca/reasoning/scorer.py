@@ -51,13 +51,18 @@ def render_pair(task: str, steps: Sequence[Step | str], comments: bool = False) 
     ``steps`` may be ``Step``s (their values are used) or lines (run here by the interpreter). With
     ``comments`` a countdown question's steps are shown as a stepwise policy reads them, each with the
     interpreter's comment (value, the move that would finish from it, operands left)."""
+    question = " ".join(task.split())[:MAX_QUESTION_CHARS]
+    shown = (_countdown_shown(task, steps) if comments else None) or _valued(steps)
+    if len(shown) > MAX_LINES:
+        shown = [f"({len(shown) - MAX_LINES} earlier steps)"] + shown[-MAX_LINES:]
+    return question, "\n".join(shown)
+
+
+def _valued(steps: Sequence[Step | str]) -> list[str]:
+    """Each step as ``line => value`` (``?`` where it does not run)."""
     from dca.reasoning.steps import Interpreter, StepError, format_value
 
-    question = " ".join(task.split())[:MAX_QUESTION_CHARS]
-    shown: list[str] | None = _countdown_shown(task, steps) if comments else None
-    if shown is not None:
-        return question, "\n".join(shown[-MAX_LINES:])
-    shown = []
+    shown: list[str] = []
     env: dict[str, Value] = {}
     interp = Interpreter()
     for s in steps:
@@ -74,9 +79,7 @@ def render_pair(task: str, steps: Sequence[Step | str], comments: bool = False) 
         if error is None and value is not None:
             env[target] = value
         shown.append(f"{text} => {format_value(value) if error is None and value is not None else '?'}")
-    if len(shown) > MAX_LINES:
-        shown = [f"({len(shown) - MAX_LINES} earlier steps)"] + shown[-MAX_LINES:]
-    return question, "\n".join(shown)
+    return shown
 
 
 def _countdown_shown(task: str, steps: Sequence[Step | str]) -> list[str] | None:
