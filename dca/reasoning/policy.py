@@ -238,6 +238,9 @@ def _length(row: list[int], stops: list[int], pad: int) -> int:
     return len(row)
 
 
+_UNREAD = object()  # LMPolicy's comment style before its training record is read
+
+
 class LMPolicy:
     """``dca.abilities.Logic`` backed by a causal LM that writes step-language lines.
 
@@ -253,7 +256,7 @@ class LMPolicy:
                  threads: int | None = None, stepwise: bool | None = None):
         self.model_name = model
         self.stepwise = stepwise
-        self._style: dict[str, bool] | None = None
+        self._style: dict[str, bool] | None | object = _UNREAD
         self.max_new_tokens = max_new_tokens
         self.max_trace_tokens = max_trace_tokens
         self._overrides = {k: v for k, v in (("max_facts", max_facts), ("max_fact_chars", max_fact_chars))
@@ -314,11 +317,11 @@ class LMPolicy:
         """The comments stepwise sampling writes (``countdown.trace_style``), None if it is off."""
         if self.stepwise is False:
             return None
-        if self._style is None:
+        if self._style is _UNREAD:
             from dca.reasoning.tasks.countdown import trace_style, trained_with_comments
 
-            self._style = trace_style(self) if self.stepwise or trained_with_comments(self) else {"off": True}
-        return None if self._style.get("off") else self._style
+            self._style = trace_style(self) if self.stepwise or trained_with_comments(self) else None
+        return self._style  # type: ignore[return-value]
 
     def stepwise_draws(self, requests: Sequence[ProposeRequest], n: int, temperature: float, seed: int | None,
                        whole: bool) -> list[list[tuple[list[str], float, int]]] | None:
