@@ -48,6 +48,7 @@ SIZES = {
                  gsm8k_n=200, scorer_problems=400, gsm8k_samples=16, search4_n=100),
 }
 STRATEGIES = ["self_consistency", "best_of_n", "beam", "mcts", "rstar"]
+CURVES = {"scaling": "synthetic + countdown-3", "search4": "countdown-4, stepwise policy"}  # sections with curves
 ANCHORS = {"GPT-3 6B fine-tuned (Cobbe et al. 2021)": 0.217, "GPT-3 6B fine-tuned + verifier": 0.39}
 
 
@@ -291,7 +292,7 @@ def plot(report: dict) -> None:
         fig.tight_layout()
         fig.savefig(OUT / "reasoning_rl.png", dpi=100)
         plt.close(fig)
-    for key, title in (("scaling", "synthetic + countdown-3"), ("search4", "countdown-4, stepwise policy")):
+    for key, title in CURVES.items():
         sc = report.get(key)
         if not sc:
             continue
@@ -320,6 +321,11 @@ def _gain_rows(rl: dict) -> list[str]:
     return rows
 
 
+def _curve_rows(sc: dict, budgets: list[int], cell) -> list[str]:
+    """One row per strategy measured: ``cell`` of its result at each budget."""
+    return [f"{s:<18}" + "".join(cell(sc[s][str(b)]) for b in budgets) for s in STRATEGIES if s in sc]
+
+
 def table(report: dict) -> str:
     rows = [f"# reasoning benchmark ({report['mode']}, policy {report['policy']})"]
     if "rl" in report:
@@ -331,21 +337,17 @@ def table(report: dict) -> str:
         rows.append(f"\nRL recipe {rr['settings'].get('recipe')} (GRPO {rr['steps']} steps, {rr['minutes']} min, "
                     f"from {rr['settings'].get('policy')}): greedy accuracy on {rr.get('eval_n', '?')} dev problems")
         rows.extend(_gain_rows(rr))
-    for key, title in (("scaling", "synthetic + countdown-3"), ("search4", "countdown-4")):
+    for key, title in CURVES.items():
         if key in report:
             sc = report[key]
             budgets = sorted({int(b) for s in STRATEGIES if s in sc for b in sc[s]})
             rows.append(f"\n{title}: accuracy vs samples ({sc['problems']} problems, {sc.get('policy')}, "
                         f"scorer {sc.get('scorer')}; greedy {sc['greedy']:.1%})")
             rows.append(f"{'strategy':<18}" + "".join(f"{b:>8}" for b in budgets))
-            for s in STRATEGIES:
-                if s in sc:
-                    rows.append(f"{s:<18}" + "".join(f"{sc[s][str(b)]['accuracy']:>8.1%}" for b in budgets))
+            rows.extend(_curve_rows(sc, budgets, lambda cell: f"{cell['accuracy']:>8.1%}"))
             if any("tokens" in sc[s][str(b)] for s in STRATEGIES if s in sc for b in budgets):
                 rows.append("generated tokens per problem (what each budget of samples bought)")
-                for s in STRATEGIES:
-                    if s in sc:
-                        rows.append(f"{s:<18}" + "".join(f"{sc[s][str(b)].get('tokens', 0):>8.0f}" for b in budgets))
+                rows.extend(_curve_rows(sc, budgets, lambda cell: f"{cell.get('tokens', 0):>8.0f}"))
     if "countdown4" in report:
         c = report["countdown4"]
         rows.append(f"\ncountdown-4 ({c['problems']} problems, {c.get('policy')}, temperature {c.get('temperature', 1.0):g})")
