@@ -41,6 +41,7 @@ class PromptFormat:
     max_question_chars: int = 700
     max_numbers: int = 0  # > 0: list the numbers of question and facts, as step literals, before "Steps:"
     refs: bool = False  # name the listed numbers n1, n2, ... and write steps with those names
+    comments: bool = False  # steps keep their trailing comments (a policy trained to write them reads them back)
 
 
 DEFAULT_FORMAT = PromptFormat()
@@ -76,8 +77,7 @@ def render_prompt(task: str, evidence: Sequence[Evidence] = (), steps: Sequence[
     elif numbers:
         parts.append(f"Numbers: {', '.join(numbers)}\n")
     parts.append("Steps:\n")
-    lines = [s.text if isinstance(s, Step) else s for s in steps]
-    parts.append(render_steps([to_refs(ln, numbers) for ln in lines] if fmt.refs else lines))
+    parts.append(render_steps([s.text if isinstance(s, Step) else s for s in steps], numbers, fmt))
     return "".join(parts)
 
 
@@ -153,9 +153,32 @@ def literals(texts: Sequence[str], limit: int) -> list[str]:
     return out
 
 
-def render_steps(lines: Sequence[str]) -> str:
-    """Step lines as the model writes them: one per line, trailing comments (stated values) dropped."""
-    return "".join(_split_comment(ln.strip())[0].strip() + "\n" for ln in lines if ln.strip())
+def render_steps(lines: Sequence[str], numbers: Sequence[str] = (), fmt: PromptFormat = DEFAULT_FORMAT) -> str:
+    """Step lines as the model writes them, one per line (see ``policy_line``)."""
+    return "".join(policy_line(ln, numbers, fmt) + "\n" for ln in lines if ln.strip())
+
+
+def policy_line(line: str, numbers: Sequence[str], fmt: PromptFormat) -> str:
+    """A step line as the policy writes it: the listed ``numbers`` as n1, n2, ... under ``fmt.refs``;
+    its trailing comment kept under ``fmt.comments`` (those numbers named the same way), else dropped."""
+    code, comment = _split_comment(line.strip())
+    code = to_refs(code.strip(), numbers) if fmt.refs else code.strip()
+    if not (fmt.comments and comment):
+        return code
+    return f"{code} {comment_refs(comment, numbers) if fmt.refs else comment}"
+
+
+_COMMENT_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
+
+
+def comment_refs(comment: str, numbers: Sequence[str]) -> str:
+    """A step's comment as a ``refs`` policy reads it: after the stated value, every number the prompt
+    lists is written as its name (``# 57 (+64) left 29 x1`` -> ``# 57 (+n5) left n2 x1``)."""
+    index = {x: i for i, x in reversed(list(enumerate(numbers, 1)))}
+    head = re.match(r"#\s*\S*", comment)
+    cut = head.end() if head else 0
+    return comment[:cut] + _COMMENT_NUMBER.sub(lambda m: f"n{index[m.group()]}" if m.group() in index else m.group(),
+                                               comment[cut:])
 
 
 def terms(text: str) -> set[str]:
@@ -231,8 +254,4 @@ def policy_example(problem: "Problem", fmt: PromptFormat = DEFAULT_FORMAT) -> tu
             return None
         if not all(pool.has(x) for x in numbers):
             return None
-    gold = problem.gold
-    if fmt.refs:
-        numbers = prompt_numbers(problem.question, facts, fmt)
-        gold = [to_refs(ln, numbers) for ln in gold]
-    return prompt, render_steps(gold)
+    return prompt, render_steps(problem.gold, prompt_numbers(problem.question, facts, fmt), fmt)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -51,9 +50,10 @@ class SFTConfig:
     dev: list[DataSource] = field(default_factory=list)
     max_facts: int = 5
     max_fact_chars: int = 200
+    max_question_chars: int = 700  # the question is cut to this many characters in the prompt
     max_numbers: int = 0  # > 0: the prompt lists its numbers as step literals (see PromptFormat)
     refs: bool = False  # steps name the listed numbers n1, n2, ... (the policy writes the numbers back)
-    comments: bool = False  # policy completions keep the gold steps' trailing comments (stated values)
+    comments: bool = False  # the policy writes (and its prompts show) the gold steps' trailing comments
     supervise_from: str = ""  # also train on the prompt from its last line starting with this text
     max_len: int = 512  # tokens; longer pairs are skipped (and counted)
     steps: int = 1000
@@ -76,7 +76,8 @@ class SFTConfig:
     @property
     def prompt_format(self) -> PromptFormat:
         return PromptFormat(max_facts=self.max_facts, max_fact_chars=self.max_fact_chars,
-                            max_numbers=self.max_numbers, refs=self.refs)
+                            max_question_chars=self.max_question_chars, max_numbers=self.max_numbers,
+                            refs=self.refs, comments=self.comments)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -189,39 +190,8 @@ def load_sft_config(path: str | Path) -> SFTConfig:
 def _policy_examples(problems: Sequence[Any], config: SFTConfig) -> list[Example]:
     from dca.reasoning.prompt import policy_example
 
-    pairs = [(p, policy_example(p, config.prompt_format)) for p in problems]
-    if config.comments:
-        return [(pair[0], _commented_completion(p, config.prompt_format)) for p, pair in pairs if pair is not None]
-    return [pair for _, pair in pairs if pair is not None]
-
-
-def _commented_completion(problem: Any, fmt: PromptFormat) -> str:
-    """The gold trace as the policy writes it (listed numbers as n1, n2, ... under ``refs``) with its
-    trailing comments kept, e.g. the intermediate values a countdown trace states."""
-    from dca.reasoning.prompt import problem_facts, prompt_numbers, to_refs
-    from dca.reasoning.steps import _split_comment
-
-    if not fmt.refs:
-        return "".join(ln.strip() + "\n" for ln in problem.gold if ln.strip())
-    numbers = prompt_numbers(problem.question, problem_facts(problem, fmt), fmt)
-    out = []
-    for line in (ln.strip() for ln in problem.gold if ln.strip()):
-        code, comment = _split_comment(line)
-        out.append(to_refs(code, numbers) + (f" {comment_refs(comment, numbers)}" if comment else "") + "\n")
-    return "".join(out)
-
-
-_COMMENT_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
-
-
-def comment_refs(comment: str, numbers: Sequence[str]) -> str:
-    """A step's comment as a ``refs`` policy reads it: after the stated value, every number the prompt
-    lists is written as its name (``# 57 (+64) left 29 x1`` -> ``# 57 (+n5) left n2 x1``)."""
-    index = {x: i for i, x in reversed(list(enumerate(numbers, 1)))}
-    head = re.match(r"#\s*\S*", comment)
-    cut = head.end() if head else 0
-    return comment[:cut] + _COMMENT_NUMBER.sub(lambda m: f"n{index[m.group()]}" if m.group() in index else m.group(),
-                                               comment[cut:])
+    pairs = [policy_example(p, config.prompt_format) for p in problems]
+    return [pair for pair in pairs if pair is not None]
 
 
 def _wording_examples(problems: Sequence[Any], config: SFTConfig) -> list[Example]:

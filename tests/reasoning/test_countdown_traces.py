@@ -135,7 +135,8 @@ def test_sampling_with_interpreter_values_gives_runnable_literal_traces(micro_mo
 
 
 def test_refs_policies_read_comment_numbers_by_name_but_the_value_stays():
-    from dca.reasoning.sft import DataSource, SFTConfig, build_examples, comment_refs
+    from dca.reasoning.prompt import comment_refs
+    from dca.reasoning.sft import DataSource, SFTConfig, build_examples
 
     listed = ["121", "29", "7", "35", "64"]
     assert comment_refs("# 64 (+57) left 64 x1", listed) == "# 64 (+57) left n5 x1"

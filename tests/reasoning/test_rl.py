@@ -93,7 +93,8 @@ def test_stepwise_rollout_trains_only_the_tokens_the_policy_wrote(micro_models):
 
     from dca.reasoning.prompt import load_format, prompt_numbers
     from dca.reasoning.rl import stepwise_rollout
-    from dca.reasoning.sft import comment_refs, encode_prompt, source_problems
+    from dca.reasoning.prompt import comment_refs
+    from dca.reasoning.sft import encode_prompt, source_problems
     from dca.reasoning.tasks.countdown import TraceState
 
     path = micro_models["policy"]

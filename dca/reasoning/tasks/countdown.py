@@ -281,7 +281,7 @@ class Stepwise:
 
 def _comment(comment: str, numbers: Sequence[str], refs: bool) -> str:
     """An interpreter comment as the policy reads it after its line (listed numbers as names if ``refs``)."""
-    from dca.reasoning.sft import comment_refs
+    from dca.reasoning.prompt import comment_refs
 
     return f" {comment_refs(comment, numbers) if refs else comment}"
 
