@@ -16,7 +16,7 @@ search strategy around it with ``--strategy``), its errors its own; the rows are
 verifier on, and verifier on with the learned step scorer as one more check (``--scorer``).
 
 Run: ``.venv/bin/python bench/compounding.py [--tasks 60] [--logic module:Factory]``
-or   ``.venv/bin/python bench/compounding.py --policy dca:tiny-reasoner --scorer DIR [--strategy beam]``.
+or   ``.venv/bin/python bench/compounding.py --policy dca:chain-reasoner [--scorer DIR] [--strategy beam]``.
 Writes bench/out/compounding.json and .png (``compounding_policy.*`` with ``--policy``).
 """
 from __future__ import annotations
@@ -108,6 +108,8 @@ def main() -> None:
     ap.add_argument("--scorer", default="", help="with --policy: a step scorer, added as a verifier check "
                                                   "(and given to a guided strategy)")
     ap.add_argument("--min-score", type=float, default=0.3, help="the step scorer check's threshold")
+    ap.add_argument("--max-new-tokens", type=int, default=96,
+                    help="with --policy: tokens per proposed line (a dca:chain-reasoner line quotes a sentence)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -163,7 +165,8 @@ def policy_main(args: argparse.Namespace, policy: FailurePolicy) -> None:
     from dca.verifier import DEFAULT_CHECKS, StepScore
 
     torch.set_num_threads(args.threads)
-    lm = LMPolicy(args.policy, threads=args.threads, max_trace_tokens=96)
+    lm = LMPolicy(args.policy, threads=args.threads, max_new_tokens=args.max_new_tokens,
+                  max_trace_tokens=640)
     scorer = StepScorer.load(args.scorer, threads=args.threads) if args.scorer else None
     logic = make_strategy(args.strategy, lm, samples=args.samples, scorer=scorer, seed=args.seed) \
         if args.strategy else lm

@@ -1,7 +1,7 @@
 """The recipes behind ``dca:<name>`` models: what each is trained on, for how long, from which seed.
 
-``configs/train_policy.yaml``, ``configs/train_wording.yaml``, ``configs/train_reasoner.yaml`` and
-``configs/train_countdown.yaml`` state those recipes in the form ``dca train sft --config`` reads (tests
+``configs/train_policy.yaml``, ``configs/train_wording.yaml``, ``configs/train_reasoner.yaml``,
+``configs/train_countdown.yaml`` and ``configs/train_chain.yaml`` state those recipes in the form ``dca train sft --config`` reads (tests
 keep them equal to the ones here).
 """
 from __future__ import annotations
@@ -87,6 +87,23 @@ def _countdown_reasoner() -> "SFTConfig":
     )
 
 
+def _chain_reasoner() -> "SFTConfig":
+    from dca.reasoning.sft import DataSource, SFTConfig
+
+    # long synthetic chains only (1-12 steps): every step but the last quotes the sentence the next
+    # step acts on (``Synthetic(plan=True)``), so the policy finds its place by copying the sentence
+    # after the one it quoted last; the compounding benchmark's trained policy
+    chains = {"min_steps": 1, "max_steps": 12, "plan": True}
+    return SFTConfig(
+        kind="policy", init="tiny", seed=0, threads=2,
+        data=[DataSource("synthetic", "train", n=40000, options=chains)],
+        dev=[DataSource("synthetic", "dev", options={**chains, "min_steps": 10, "max_steps": 10})],
+        comments=True, max_question_chars=1400,
+        steps=2400, batch_tokens=4096, lr=2e-3, min_lr=2e-4, warmup=30, max_len=640,
+        eval_every=800, checkpoint_every=200, log_every=50, eval_n=100, out_dir="runs/chain-reasoner",
+    )
+
+
 def _micro_policy() -> "SFTConfig":
     from dca.reasoning.sft import DataSource, SFTConfig
 
@@ -118,6 +135,7 @@ RECIPES: dict[str, Recipe] = {
     "tiny-wording": Recipe("tiny-wording", 3, _tiny_wording),
     "tiny-reasoner": Recipe("tiny-reasoner", 15, _tiny_reasoner),
     "countdown-reasoner": Recipe("countdown-reasoner", 30, _countdown_reasoner),
+    "chain-reasoner": Recipe("chain-reasoner", 25, _chain_reasoner),
     "micro-policy": Recipe("micro-policy", 0.5, _micro_policy),
     "micro-wording": Recipe("micro-wording", 0.5, _micro_wording),
 }

@@ -57,9 +57,9 @@ def resolve_model(name: str, progress: bool = True) -> str:
 
 
 # the recipe fields that decide the weights (not where or how verbosely the build ran)
-_WEIGHT_FIELDS = ("kind", "init", "vocab_size", "data", "max_facts", "max_fact_chars", "max_numbers", "refs",
-                  "comments", "supervise_from", "max_len", "steps", "batch_tokens", "lr", "min_lr", "warmup",
-                  "weight_decay", "grad_clip", "seed")
+_WEIGHT_FIELDS = ("kind", "init", "vocab_size", "data", "max_facts", "max_fact_chars", "max_question_chars",
+                  "max_numbers", "refs", "comments", "supervise_from", "max_len", "steps", "batch_tokens", "lr",
+                  "min_lr", "warmup", "weight_decay", "grad_clip", "seed")
 
 
 def outdated(name: str, directory: Path) -> list[str]:

@@ -244,6 +244,15 @@ class ParsedStep:
         return "lookup" if "lookup" in self.calls else "compute"
 
 
+PLAN_PREFIX = "next:"  # a step comment ``# next: <words of the task>`` quotes what the next step acts on
+
+
+def plan_quote(line: str) -> str | None:
+    """The task words a step line's ``# next: ...`` comment quotes (whitespace collapsed), or None."""
+    body = _split_comment(line)[1][1:].strip()
+    return " ".join(body[len(PLAN_PREFIX):].split()) if body.startswith(PLAN_PREFIX) else None
+
+
 def _split_comment(line: str) -> tuple[str, str]:
     """Split off a trailing ``# ...`` comment using the tokenizer (``#`` inside strings stays)."""
     if "#" not in line:

@@ -20,6 +20,29 @@ def test_prompt_format():
     assert render_prompt("Q?") == "Question: Q?\nSteps:\n"
 
 
+@pytest.mark.parametrize("family,options,fmt", [
+    ("synthetic", {"min_steps": 3, "max_steps": 8, "plan": True}, PromptFormat(comments=True, max_question_chars=1400)),
+    ("countdown", {"needs": True, "left": True}, PromptFormat(comments=True)),
+    ("countdown", {"needs": True, "left": True}, PromptFormat(comments=True, max_numbers=20, refs=True)),
+    ("synthetic", {"min_steps": 3, "max_steps": 5}, PromptFormat(max_numbers=20, refs=True)),
+])
+def test_prompt_after_gold_steps_is_what_the_policy_was_trained_on(family, options, fmt):
+    """Mid-trace prompts (the graph's, one step at a time) must continue the supervised text exactly:
+    a policy trained to write comments reads its earlier steps with them, one trained without, without."""
+    from dca.reasoning.tasks import get_family
+
+    commented = 0
+    for problem in get_family(family, **options).problems("train", n=20, seed=4):
+        pair = policy_example(problem, fmt)
+        assert pair is not None
+        prompt, completion = pair
+        lines = completion.splitlines(keepends=True)
+        commented += "#" in completion
+        for k in range(len(lines)):
+            assert render_prompt(problem.question, (), problem.gold[:k], fmt) == prompt + "".join(lines[:k])
+    assert (commented > 10) == fmt.comments
+
+
 def test_long_fact_keeps_the_sentences_about_the_question():
     fact = "The company was founded in 1901. " * 5 + "Net revenue rose to 5,829 in 2015. " + "Unrelated words. " * 5
     clipped = clip_fact(fact, "What was net revenue in 2015?", 80)
@@ -60,7 +83,7 @@ def test_yaml_recipes_match_the_builtin_ones():
     from dca.models.recipes import get_recipe
 
     for name, file in (("tiny-policy", "train_policy.yaml"), ("tiny-wording", "train_wording.yaml"),
-                       ("tiny-reasoner", "train_reasoner.yaml")):
+                       ("tiny-reasoner", "train_reasoner.yaml"), ("chain-reasoner", "train_chain.yaml")):
         from_yaml = load_sft_config(ROOT / "configs" / file)
         builtin = get_recipe(name).config()
         assert from_yaml == builtin, f"configs/{file} differs from the dca:{name} recipe"

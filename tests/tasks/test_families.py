@@ -91,6 +91,22 @@ def test_synthetic_depth_gold_and_held_out_wordings():
     assert len({p.meta["vocab"] for p in Synthetic().problems("train", n=300)}) >= 8
 
 
+def test_synthetic_plan_comments_quote_the_sentence_the_next_step_acts_on():
+    plain = list(Synthetic(min_steps=1, max_steps=9).problems("train", n=40, seed=3))
+    planned = list(Synthetic(min_steps=1, max_steps=9, plan=True).problems("train", n=40, seed=3))
+    for p, q in zip(plain, planned):
+        assert q.question == p.question and q.answer == p.answer  # the same problems, only commented
+        sentences = re.split(r"(?<=[.?])\s+", q.question)
+        assert len(sentences) == len(q.gold) + 2  # start, one per step, question
+        assert "#" not in q.gold[-1]
+        for i, line in enumerate(q.gold[:-1]):
+            code, _, comment = line.partition(" # next: ")
+            assert code == p.gold[i]
+            # step i + 1 acts on sentence i + 2; before the answer step the question follows it
+            assert comment == " ".join(sentences[i + 2: i + 4 if i == len(q.gold) - 2 else i + 3])
+        assert Interpreter().run_trace(q.gold)["answer"] == q.answer
+
+
 def test_countdown_scores_traces_and_rejects_reused_or_foreign_numbers():
     fam = get_family("countdown")
     problems = list(fam.problems("dev", n=50))

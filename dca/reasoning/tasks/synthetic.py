@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from dca.reasoning.steps import PLAN_PREFIX
 from dca.reasoning.tasks.base import Problem
 from dca.reasoning.tasks.splits import bucket, check_split, exact_number
 from dca.types import Value
@@ -118,15 +119,23 @@ _APPLY: dict[str, Callable[[int, dict], int]] = {
 
 
 class Synthetic:
-    """Generated word problems of ``min_steps``..``max_steps`` steps; "test" uses only held-out wordings."""
+    """Generated word problems of ``min_steps``..``max_steps`` steps; "test" uses only held-out wordings.
+
+    ``plan=True`` gives every gold step but the last a trailing comment that quotes the sentence the
+    next step acts on (``x3 = x2 - 28 # next: Chen gives Tomas 39 bottles.``; before the answer step
+    the question follows it), so a policy trained on such traces keeps its place in a long problem
+    by copying the sentence after the one it quoted last, instead of counting sentences. The
+    problems themselves are the same with and without it.
+    """
 
     name = "synthetic"
     splits = ("train", "dev", "test")
 
-    def __init__(self, min_steps: int = 1, max_steps: int = 20, default_n: int = 1000):
+    def __init__(self, min_steps: int = 1, max_steps: int = 20, default_n: int = 1000, plan: bool = False):
         if not 1 <= min_steps <= max_steps <= 40:
             raise ValueError(f"synthetic: need 1 <= min_steps <= max_steps <= 40, got {min_steps}..{max_steps}")
         self.min_steps, self.max_steps, self.default_n = min_steps, max_steps, default_n
+        self.plan = plan
 
     def problems(self, split: str = "train", n: int | None = None, seed: int = 0) -> Iterator[Problem]:
         check_split(self.name, split, self.splits)
@@ -174,7 +183,12 @@ class Synthetic:
             used.append(op)
             prev = target
         sentences.append(pick(QUESTION).text.format(**words))
-        text = " ".join(s[0].upper() + s[1:] for s in sentences)
+        sentences = [s[0].upper() + s[1:] for s in sentences]
+        text = " ".join(sentences)
+        if self.plan:  # step i acts on sentence i + 1 (the first also on the start sentence)
+            for i in range(steps - 1):
+                ahead = sentences[i + 2: i + 4] if i == steps - 2 else sentences[i + 2: i + 3]
+                lines[i] += f" # {PLAN_PREFIX} {' '.join(ahead)}"
         return Problem(id="", question=text, answer=cur, gold=lines, family=self.name,
                        meta={"steps": steps, "stated": stated, "ops": used, "vocab": vocab.items,
                              "held_out": held_out})
