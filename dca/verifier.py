@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Protocol, runtime_checkable
 
 from dca.numbers import find_numbers, spelled_numbers
-from dca.reasoning.steps import ANSWER, Interpreter, ParsedStep, StepError, format_value, values_match
+from dca.reasoning.steps import ANSWER, Interpreter, ParsedStep, StepError, format_value, plan_quote, values_match
 from dca.types import Evidence, Step, Value, Verdict
 
 # Numbers any step may use without finding them in the task: identity, doubling and percent.
@@ -615,6 +615,31 @@ def _copied(node: Any, steps: dict[str, Step], ctx: CheckContext, depth: int = 0
     return None
 
 
+class Quoted:
+    """A step that says what the next one will act on (``# next: <words>``, as a policy trained on plan
+    traces writes: ``dca:chain-reasoner``) must quote the task word for word, continuing where the
+    previous step's quote ended. A misread or skipped sentence is caught before a step acts on it.
+    Steps without such a comment pass."""
+
+    name = "quoted"
+
+    def __call__(self, step: Step, ctx: CheckContext) -> Verdict:
+        quote = plan_quote(step.text)
+        if quote is None:
+            return Verdict.passed(self.name)
+        task = " ".join(ctx.task.split())
+        if not quote or quote not in task:
+            return Verdict.failed(self.name, f"{step.target} quotes {quote[:60]!r}, which is not in the task")
+        previous = next((q for q in map(plan_quote, (s.text for s in reversed(ctx.steps))) if q), None)
+        if previous is None:
+            return Verdict.passed(self.name)
+        after = [task[m.end():].lstrip() for m in re.finditer(re.escape(previous), task)]
+        if not after or any(rest.startswith(quote) for rest in after):  # an unfound previous quote says nothing
+            return Verdict.passed(self.name)
+        return Verdict.failed(self.name, f"{step.target} quotes {quote[:60]!r}, but after the previous quote "
+                                         f"the task goes on {after[0][:60]!r}")
+
+
 class Plausible:
     """Word-problem sense (for GSM8K-like pipelines, not financial ones): no negative quantity when
     the task states none, and the answer to "how many" is a whole, non-negative number."""
@@ -687,11 +712,12 @@ CHECKS: dict[str, Callable[..., Check]] = {
     "lookup_relevant": LookupRelevant,
     "answer_format": AnswerFormat,
     "computed": Computed,
+    "quoted": Quoted,
     "plausible": Plausible,
     "step_scorer": StepScore,
 }
 DEFAULT_CHECKS = ("parses", "executes", "stated_value", "grounded", "units", "lookup_relevant", "answer_format",
-                  "computed")
+                  "computed", "quoted")
 
 
 def register_check(name: str, factory: Callable[..., Check]) -> None:

@@ -104,6 +104,29 @@ def test_lookup_relevance_by_score_and_by_words():
     assert verdict("net revenue operating", off).reason.startswith("the evidence shares 0 of 3 words")
 
 
+def test_quoted_plan_comments_must_read_the_task_in_order():
+    from dca.reasoning.tasks.synthetic import Synthetic
+
+    v = Verifier()
+    for p in Synthetic(min_steps=4, max_steps=8, plan=True).problems("dev", n=20, seed=5):
+        assert first_failure(v, p.question, p.gold) is None  # gold plan traces pass every default check
+    task = ("Ada has 10 pens. Ada buys 4 more pens. Ada sells 3 pens. Ada buys 4 more pens. Ada sells 2 pens. "
+            "How many pens does Ada have now?")
+    gold = ["x1 = 10 + 4 # next: Ada sells 3 pens.", "x2 = x1 - 3 # next: Ada buys 4 more pens.",
+            "x3 = x2 + 4 # next: Ada sells 2 pens. How many pens does Ada have now?", "answer = x3 - 2"]
+    assert first_failure(v, task, gold) is None
+    skipped = [gold[0], "x2 = x1 - 3 # next: Ada sells 2 pens. How many pens does Ada have now?", "answer = x2 - 2"]
+    assert first_failure(v, task, skipped) == (1, "quoted", "x2 quotes 'Ada sells 2 pens. How many pens does Ada "
+                                                            "have now?', but after the previous quote the task goes on "
+                                                            "'Ada buys 4 more pens. Ada sells 2 pens. How many pens does A'")
+    misread = ["x1 = 10 + 4 # next: Ada sells 30 pens."]
+    assert first_failure(v, task, misread) == (0, "quoted", "x1 quotes 'Ada sells 30 pens.', which is not in the task")
+    # a quote the task has twice ("Ada buys 4 more pens.") may go on after either occurrence
+    assert first_failure(v, task, ["x1 = 10 + 4 # next: Ada buys 4 more pens.",
+                                   "x2 = x1 + 4 # next: Ada sells 2 pens."]) is None
+    assert first_failure(v, task, ["x1 = 10 + 4 # other words", "answer = x1 - 3"]) is None  # no plan comment
+
+
 def test_answer_format_and_plausibility():
     v = Verifier(checks=list(DEFAULT_CHECKS) + ["plausible"])
     task = "Ann has 5 apples and eats 2. How many apples are left?"
