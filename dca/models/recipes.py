@@ -1,8 +1,8 @@
 """The recipes behind ``dca:<name>`` models: what each is trained on, for how long, from which seed.
 
 ``configs/train_policy.yaml``, ``configs/train_wording.yaml``, ``configs/train_reasoner.yaml``,
-``configs/train_countdown.yaml`` and ``configs/train_chain.yaml`` state those recipes in the form ``dca train sft --config`` reads (tests
-keep them equal to the ones here).
+``configs/train_countdown.yaml`` and ``configs/train_chain.yaml`` state those recipes in the form
+``dca train sft --config`` reads (tests keep them equal to the ones here).
 """
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ RECIPES: dict[str, Recipe] = {
     "tiny-wording": Recipe("tiny-wording", 3, _tiny_wording),
     "tiny-reasoner": Recipe("tiny-reasoner", 15, _tiny_reasoner),
     "countdown-reasoner": Recipe("countdown-reasoner", 30, _countdown_reasoner),
-    "chain-reasoner": Recipe("chain-reasoner", 25, _chain_reasoner),
+    "chain-reasoner": Recipe("chain-reasoner", 12, _chain_reasoner),
     "micro-policy": Recipe("micro-policy", 0.5, _micro_policy),
     "micro-wording": Recipe("micro-wording", 0.5, _micro_wording),
 }
