@@ -84,7 +84,7 @@ def test_config_errors_name_the_field(tmp_path):
         load_scorer_config(bad)
 
 
-@pytest.mark.parametrize("name", ["train_scorer.yaml", "train_scorer_countdown.yaml"])
+@pytest.mark.parametrize("name", ["train_scorer.yaml", "train_scorer_countdown.yaml", "train_scorer_chain.yaml"])
 def test_shipped_scorer_config_parses(name):
     from pathlib import Path
 
