@@ -371,14 +371,27 @@ class LMPolicy:
         """``request.n`` whole continuations: every remaining line up to ``answer = ...``."""
         return self._sample(request, until="trace")
 
-    def _sample(self, request: ProposeRequest, until: str) -> list[Proposal]:
+    def draws(self, requests: Sequence[ProposeRequest], n: int, temperature: float, seed: int | None,
+              whole: bool) -> list[list[tuple[list[str], float, int]]]:
+        """``n`` samples per request, duplicates kept, as ``(lines, mean log-probability, tokens)``: the
+        next line, or (``whole``) every line to the answer. All requests go into one batched call, with
+        the interpreter in the loop where this policy samples them stepwise (``stepwise_draws``)."""
+        drawn = self.stepwise_draws(requests, n, temperature, seed, whole)
+        if drawn is not None:
+            return drawn
         model, tokenizer = self.load()
+        outs = generate(model, tokenizer, [self.prompt_ids(r) for r in requests], n=n, temperature=temperature,
+                        seed=seed, max_new_tokens=self.max_trace_tokens if whole else self.max_new_tokens,
+                        until="trace" if whole else "line", top_k=self.top_k)
+        result = []
+        for request, samples in zip(requests, outs):
+            numbers = prompt_numbers(request.task, request.evidence, self.format) if self.format.refs else []
+            result.append([(self.lines_of(text, request, numbers, whole), score, k) for text, score, k in samples])
+        return result
+
+    def _sample(self, request: ProposeRequest, until: str) -> list[Proposal]:
         n = max(1, request.n)
-        # a stepwise policy builds its own prompts (``stepwise_draws``)
-        prompt = self.prompt_ids(request) if self.stepwise_problem(request) is None else []
         avoid = {a.strip() for a in request.avoid}
-        limit = self.max_new_tokens if until == "line" else self.max_trace_tokens
-        numbers = prompt_numbers(request.task, request.evidence, self.format) if self.format.refs else []
         seen: dict[tuple[str, ...], Proposal] = {}
         spare: list[Proposal] = []
         compute = Compute()
@@ -388,14 +401,10 @@ class LMPolicy:
         for r, (temperature, count) in enumerate(rounds):
             seed = None if request.seed is None else request.seed + r
             t0 = time.perf_counter()
-            drawn = self.stepwise_draws([request], count, temperature, seed, until == "trace")
-            if drawn is None:
-                outs = generate(model, tokenizer, [prompt], n=count, temperature=temperature, seed=seed,
-                                max_new_tokens=limit, until=until, top_k=self.top_k)[0]
-                drawn = [[(self.lines_of(text, request, numbers, until == "trace"), score, k) for text, score, k in outs]]
-            compute.add(Compute(model_calls=1, policy_samples=len(drawn[0]), tokens=sum(k for _, _, k in drawn[0]),
+            drawn = self.draws([request], count, temperature, seed, until == "trace")[0]
+            compute.add(Compute(model_calls=1, policy_samples=len(drawn), tokens=sum(k for _, _, k in drawn),
                                 wall_time=time.perf_counter() - t0))
-            for lines, score, _ in drawn[0]:
+            for lines, score, _ in drawn:
                 key = tuple(lines)
                 prop = Proposal(lines=lines, score=score)
                 if lines[0] in avoid or key in seen:

@@ -163,9 +163,12 @@ def policy_line(line: str, numbers: Sequence[str], fmt: PromptFormat) -> str:
     its trailing comment kept under ``fmt.comments`` (those numbers named the same way), else dropped."""
     code, comment = _split_comment(line.strip())
     code = to_refs(code.strip(), numbers) if fmt.refs else code.strip()
-    if not (fmt.comments and comment):
-        return code
-    return f"{code} {comment_refs(comment, numbers) if fmt.refs else comment}"
+    return f"{code} {policy_comment(comment, numbers, fmt.refs)}" if fmt.comments and comment else code
+
+
+def policy_comment(comment: str, numbers: Sequence[str], refs: bool) -> str:
+    """A step's trailing comment as the policy reads it: the listed numbers named as in its steps if ``refs``."""
+    return comment_refs(comment, numbers) if refs else comment
 
 
 _COMMENT_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")

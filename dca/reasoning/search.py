@@ -74,15 +74,15 @@ class Draw:
 class Sampler:
     """Draws next lines or whole remaining traces for several prefixes in one call.
 
-    For an LM policy (``LMPolicy``: it has ``load``/``prompt_ids``/``literal``) the prompts go
-    into one batched ``generate`` call and every sample is kept, duplicates included: a vote must
-    count the policy's repeated answers, which ``LMPolicy.propose``/``complete`` deduplicate away.
+    For an LM policy (``LMPolicy``: it has ``draws``) the prompts go into one batched call and every
+    sample is kept, duplicates included: a vote must count the policy's repeated answers, which
+    ``LMPolicy.propose``/``complete`` deduplicate away.
     Any other policy is asked through ``propose``/``complete`` with ``n`` set.
     """
 
     def __init__(self, policy: Any):
         self.policy = policy
-        self.lm = all(hasattr(policy, a) for a in ("load", "prompt_ids", "lines_of"))
+        self.lm = callable(getattr(policy, "draws", None))
 
     def draw(self, requests: Sequence[ProposeRequest], n: int, temperature: float, seed: int | None,
              whole: bool, budget: Budget) -> list[list[Draw]]:
@@ -115,19 +115,7 @@ class Sampler:
 
     def _generate(self, requests: Sequence[ProposeRequest], n: int, temperature: float, seed: int | None,
                   whole: bool) -> list[list[Draw]]:
-        from dca.reasoning.policy import generate
-
-        policy = self.policy
-        stepwise = getattr(policy, "stepwise_draws", None)
-        drawn = stepwise(requests, n, temperature, seed, whole) if stepwise else None
-        if drawn is None:
-            model, tokenizer = policy.load()
-            prompts = [policy.prompt_ids(r) for r in requests]
-            limit = policy.max_trace_tokens if whole else policy.max_new_tokens
-            outs = generate(model, tokenizer, prompts, n=n, temperature=temperature, seed=seed,
-                            max_new_tokens=limit, until="trace" if whole else "line", top_k=policy.top_k)
-            drawn = [[(policy.lines_of(text, req, whole=whole), logprob, k) for text, logprob, k in samples]
-                     for req, samples in zip(requests, outs)]
+        drawn = self.policy.draws(requests, n, temperature, seed, whole)
         return [[Draw(list(lines), float(logprob), int(k)) for lines, logprob, k in samples] for samples in drawn]
 
 

@@ -279,18 +279,11 @@ class Stepwise:
         return self.logprob / self.tokens if self.tokens else 0.0
 
 
-def _comment(comment: str, numbers: Sequence[str], refs: bool) -> str:
-    """An interpreter comment as the policy reads it after its line (listed numbers as names if ``refs``)."""
-    from dca.reasoning.prompt import comment_refs
-
-    return f" {comment_refs(comment, numbers) if refs else comment}"
-
-
 def _continue_from(problem: Problem, prefix: Sequence[str], fmt: Any,
                    style: dict[str, bool]) -> tuple[str, TraceState] | None:
     """The prompt after ``prefix`` (each line with its comment) and the interpreter state there; None
     if the prefix has ended (an answer line, or a line that does not run)."""
-    from dca.reasoning.prompt import prompt_numbers, render_prompt, to_refs
+    from dca.reasoning.prompt import policy_comment, prompt_numbers, render_prompt, to_refs
 
     state = TraceState(problem.meta["numbers"], problem.answer if style.get("needs") else None, bool(style.get("left")))
     numbers = prompt_numbers(problem.question, [], fmt) if fmt.refs else []
@@ -302,7 +295,7 @@ def _continue_from(problem: Problem, prefix: Sequence[str], fmt: Any,
             return None
         if comment is None:
             return None
-        text += (to_refs(line, numbers) if fmt.refs else line) + _comment(comment, numbers, fmt.refs) + "\n"
+        text += f"{to_refs(line, numbers) if fmt.refs else line} {policy_comment(comment, numbers, fmt.refs)}\n"
     return text, state
 
 
@@ -326,7 +319,7 @@ def stepwise_traces(model: Any, tokenizer: Any, fmt: Any, problems: Sequence[Pro
     ``max_steps`` of them. Used for sampling (``sample_with_values``, ``LMPolicy`` for a policy trained
     on these comments) and as GRPO's rollout."""
     from dca.reasoning.policy import generate
-    from dca.reasoning.prompt import from_refs, prompt_numbers
+    from dca.reasoning.prompt import from_refs, policy_comment, prompt_numbers
     from dca.reasoning.sft import encode_prompt
     from dca.reasoning.steps import _split_comment
 
@@ -365,7 +358,7 @@ def stepwise_traces(model: Any, tokenizer: Any, fmt: Any, problems: Sequence[Pro
             if comment is None:  # an answer line, or a line that does not run: the trace ends
                 states[r] = None
             else:
-                trace.parts.append((_comment(comment, numbers[r], fmt.refs), False))
+                trace.parts.append((f" {policy_comment(comment, numbers[r], fmt.refs)}", False))
             trace.parts.append(("\n", False))
     return traces
 
