@@ -162,13 +162,33 @@ def test_exported_graphs_are_fused_and_the_int8_copy_has_signed_weights():
 
     model = load_embedder("all-MiniLM-L6-v2")
     fp32_ops = {n.op_type for n in onnx.load(str(_export_onnx(model, resolve_model("all-MiniLM-L6-v2")))).graph.node}
-    assert {"Attention", "SkipLayerNormalization"} <= fp32_ops and "Softmax" not in fp32_ops
+    assert {"Attention", "LayerNormalization"} <= fp32_ops and not {"Softmax", "SkipLayerNormalization"} & fp32_ops
     encoder = int8_encoder("all-MiniLM-L6-v2")
     graph = onnx.load(encoder.session._model_path)
     assert {"QAttention", "MatMulInteger"} <= {n.op_type for n in graph.graph.node}
     fed = {n.input[1] for n in graph.graph.node if n.op_type in ("MatMulInteger", "QAttention")}
     weights = [t for t in graph.graph.initializer if t.name in fed]
     assert len(weights) >= 6 * 3 and all(t.data_type == onnx.TensorProto.INT8 for t in weights)
+
+
+def test_sessions_do_not_fuse_layer_norms_back(tmp_path):
+    """onnxruntime's own graph optimizer would fuse Add + LayerNormalization into its slower
+    SkipLayerNormalization kernel when the session starts; dca's sessions turn that fusion off."""
+    import onnx
+    import onnxruntime as ort
+
+    from retrieval.models import _session, int8_encoder
+
+    encoder = int8_encoder("all-MiniLM-L6-v2")
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.optimized_model_filepath = str(tmp_path / "as-run.onnx")
+    _session(encoder.session._model_path, opts)
+    ran = {n.op_type for n in onnx.load(str(tmp_path / "as-run.onnx")).graph.node}
+    assert "LayerNormalization" in ran and "SkipLayerNormalization" not in ran
+    plain = ort.InferenceSession(encoder.session._model_path, opts, providers=["CPUExecutionProvider"])
+    assert plain is not None and "SkipLayerNormalization" in {
+        n.op_type for n in onnx.load(str(tmp_path / "as-run.onnx")).graph.node}  # what it guards against
 
 
 def test_an_int8_copy_that_drifts_is_refused_and_indexing_falls_back_to_fp32(tmp_path, monkeypatch, caplog):
