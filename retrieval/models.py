@@ -326,6 +326,10 @@ def _export_onnx(model: Any, path: str) -> Path:
     home = Path(os.environ.get("DCA_HOME", Path.home() / ".cache" / "dca"))
     out = home / "onnx" / f"{key}.onnx"
     if out.exists():
+        try:
+            os.utime(out)  # marks it used, for _prune_onnx_cache
+        except OSError:
+            pass
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     transformer = model[0].auto_model
@@ -367,7 +371,37 @@ def _export_onnx(model: Any, path: str) -> Path:
             transformer.set_attn_implementation(attn)
     _fuse(tmp, transformer.config)
     os.replace(tmp, out)
+    _prune_onnx_cache(out.parent)
     return out
+
+
+ONNX_CACHE_KEEP = 8  # exported graphs (each with its int8 copy) kept in $DCA_HOME/onnx
+
+
+def _prune_onnx_cache(folder: Path, keep: int = ONNX_CACHE_KEEP) -> list[str]:
+    """Remove all but the ``keep`` most recently used graphs from the export cache, and return the
+    file names removed. A key's fp32 graph and its int8 copy go together; ``_export_onnx`` marks a
+    graph used each time it returns it. Every tuned embedder (and every new dca graph version)
+    exports its own ~90 MB graph, so without this the cache only grows."""
+    groups: dict[str, list[Path]] = {}
+    for path in folder.glob("*.onnx"):
+        groups.setdefault(path.name.split(".")[0], []).append(path)
+
+    def used(key: str) -> float:
+        times = []
+        for path in groups[key]:
+            try:
+                times.append(path.stat().st_mtime)
+            except OSError:  # removed by another process meanwhile
+                pass
+        return max(times, default=0.0)
+
+    removed = []
+    for key in sorted(groups, key=used, reverse=True)[keep:]:
+        for path in groups[key]:
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
 
 
 def _fuse(graph: Path, config: Any) -> bool:

@@ -289,3 +289,32 @@ def test_onnx_tools_leave_the_root_logger_as_they_found_it():
         logging.basicConfig(level=logging.INFO, force=True)  # what the import did, and drop the others
         assert root.handlers != handlers
     assert root.level == level and root.handlers == handlers
+
+
+def test_the_onnx_cache_keeps_the_most_recently_used_graphs(tmp_path):
+    import os
+
+    from retrieval.models import _prune_onnx_cache
+
+    for i, key in enumerate(["old1", "old2", "mid", "new"]):
+        for name in (f"{key}.onnx", f"{key}.int8-perchannel-s8.onnx"):
+            (tmp_path / name).write_bytes(b"graph")
+            os.utime(tmp_path / name, (1000 + i, 1000 + i))
+    os.utime(tmp_path / "old1.onnx", (5000, 5000))  # used again lately: it stays, with its int8 copy
+    (tmp_path / "notes.txt").write_text("not a graph")
+    removed = _prune_onnx_cache(tmp_path, keep=2)
+    assert sorted(removed) == ["mid.int8-perchannel-s8.onnx", "mid.onnx", "old2.int8-perchannel-s8.onnx", "old2.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "new.int8-perchannel-s8.onnx", "new.onnx", "notes.txt", "old1.int8-perchannel-s8.onnx", "old1.onnx"]
+
+
+def test_a_cached_graph_is_marked_used_when_it_is_returned():
+    import os
+
+    from retrieval.models import _export_onnx
+
+    model = load_embedder("all-MiniLM-L6-v2")
+    graph = _export_onnx(model, resolve_model("all-MiniLM-L6-v2"))
+    os.utime(graph, (1000, 1000))
+    assert _export_onnx(model, resolve_model("all-MiniLM-L6-v2")) == graph
+    assert graph.stat().st_mtime > 1000
