@@ -162,6 +162,10 @@ def _load_cross_encoder(path: str, num_labels: int | None = None, max_length: in
 
     model = CrossEncoder(path, num_labels=num_labels, max_length=max_length, device="cpu",
                          local_files_only=Path(path).is_dir())
+    # a pair over max_length loses its oldest tokens, not the step being judged at its very end (cut
+    # from the right, 141 of 200 ten-step plan traces lost their last step at max_length 384); when
+    # the question is the longer text, its first words go instead
+    model.tokenizer.truncation_side = "left"
     if model.tokenizer.pad_token is None:  # a causal LM's tokenizer may have none
         model.tokenizer.pad_token = model.tokenizer.eos_token
         model.model.config.pad_token_id = model.tokenizer.pad_token_id

@@ -119,3 +119,18 @@ def test_pick_accuracy_sees_a_length_prior_that_auc_rewards():
     assert pick_accuracy([0.9, 0.1, 0.8, 0.2], labels) == 0.0
     assert pick_accuracy([0.5], labels[:1]) is None  # no right/wrong pair of the policy's own traces
 
+
+
+def test_a_pair_too_long_for_the_scorer_keeps_the_step_being_judged(scorer_run):
+    """Truncation cuts the oldest steps, so the last step, the one scored, is always read."""
+    from dca.reasoning.scorer import StepScorer, render_pair
+
+    scorer = StepScorer.load(scorer_run["path"])
+    steps = [f"x{i} = {i} + {i}" for i in range(1, 9)] + ["answer = 977 * 313"]
+    question, shown = render_pair("How many marbles are left after all the trades described here?", steps)
+    tok = scorer.model.tokenizer
+    ids = tok(question, shown, truncation=True, max_length=scorer.model.max_length)["input_ids"]
+    full = tok(question, shown)["input_ids"]
+    assert len(full) > len(ids) == scorer.model.max_length  # the pair was cut
+    tail = tok.decode(ids[-40:]).replace(" ", "")
+    assert "answer=977*313=>305801" in tail, tail
