@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -376,13 +377,15 @@ def _export_onnx(model: Any, path: str) -> Path:
 
 
 ONNX_CACHE_KEEP = 8  # exported graphs (each with its int8 copy) kept in $DCA_HOME/onnx
+STALE_TMP_SECONDS = 3600
 
 
 def _prune_onnx_cache(folder: Path, keep: int = ONNX_CACHE_KEEP) -> list[str]:
     """Remove all but the ``keep`` most recently used graphs from the export cache, and return the
     file names removed. A key's fp32 graph and its int8 copy go together; ``_export_onnx`` marks a
     graph used each time it returns it. Every tuned embedder (and every new dca graph version)
-    exports its own ~90 MB graph, so without this the cache only grows."""
+    exports its own ~90 MB graph, so without this the cache only grows. Partial files of an export
+    that was killed (``*.tmp``, older than ``STALE_TMP_SECONDS``) go too."""
     groups: dict[str, list[Path]] = {}
     for path in folder.glob("*.onnx"):
         groups.setdefault(path.name.split(".")[0], []).append(path)
@@ -399,6 +402,14 @@ def _prune_onnx_cache(folder: Path, keep: int = ONNX_CACHE_KEEP) -> list[str]:
     removed = []
     for key in sorted(groups, key=used, reverse=True)[keep:]:
         for path in groups[key]:
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    for path in folder.glob("*.tmp"):  # left by an export that was killed; a live one takes seconds
+        try:
+            stale = time.time() - path.stat().st_mtime > STALE_TMP_SECONDS
+        except OSError:
+            continue
+        if stale:
             path.unlink(missing_ok=True)
             removed.append(path.name)
     return removed

@@ -302,10 +302,15 @@ def test_the_onnx_cache_keeps_the_most_recently_used_graphs(tmp_path):
             os.utime(tmp_path / name, (1000 + i, 1000 + i))
     os.utime(tmp_path / "old1.onnx", (5000, 5000))  # used again lately: it stays, with its int8 copy
     (tmp_path / "notes.txt").write_text("not a graph")
+    (tmp_path / "killed.123.tmp").write_bytes(b"half a graph")
+    os.utime(tmp_path / "killed.123.tmp", (1000, 1000))
+    (tmp_path / "live.456.tmp").write_bytes(b"an export under way")
     removed = _prune_onnx_cache(tmp_path, keep=2)
-    assert sorted(removed) == ["mid.int8-perchannel-s8.onnx", "mid.onnx", "old2.int8-perchannel-s8.onnx", "old2.onnx"]
+    assert sorted(removed) == ["killed.123.tmp", "mid.int8-perchannel-s8.onnx", "mid.onnx",
+                               "old2.int8-perchannel-s8.onnx", "old2.onnx"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "new.int8-perchannel-s8.onnx", "new.onnx", "notes.txt", "old1.int8-perchannel-s8.onnx", "old1.onnx"]
+        "live.456.tmp", "new.int8-perchannel-s8.onnx", "new.onnx", "notes.txt", "old1.int8-perchannel-s8.onnx",
+        "old1.onnx"]
 
 
 def test_a_cached_graph_is_marked_used_when_it_is_returned():
