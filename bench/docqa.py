@@ -1,7 +1,8 @@
 """The docqa agent on FinQA and TAT-QA dev records: retrieval, execution accuracy, verification.
 
 Each record's page is its own small document set (the datasets' setting). Reported, on the dev
-splits only (FinQA dev_200; TAT-QA's dev documents by dca's hash split):
+splits only (FinQA: the 107 questions of the dev file's pages that dca keeps for dev; TAT-QA's dev
+documents; both by dca's hash splits):
 
 - fact recall@3 against the gold evidence: the docqa fact ranker vs MiniLM alone (baseline);
 - execution accuracy with the datasets' own tolerance (FinQA: 5-decimal rounding, percentages as

@@ -23,6 +23,9 @@ SHAPE_READER = "shape-reader"  # the question reader's (shape classifier's) fold
 OPERAND_READER = "operand-reader"  # the cell reader's (operand scorer's) folder inside the reasoner's
 READERS = (FACT_RERANKER, SHAPE_READER, OPERAND_READER)
 EMBEDDER = "all-MiniLM-L6-v2"  # frozen: question and cell-label embeddings for the reasoner
+# which records ``ensure_models`` trains on (recorded in dca_build.json): a model built from other
+# records is rebuilt, as one built for other features is
+TRAINING_DATA = "finqa train (train_100 + half of dev_200's pages), tatqa train documents"
 
 
 def model_dir(name: str) -> Path:
@@ -40,6 +43,10 @@ def built(name: str) -> bool:
     from agents.docqa.reasoner import CELL_FEATURES, SHAPE_LABELS, TRACE_FEATURES
 
     cfg = json.loads(path.read_text(encoding="utf-8"))
+    info = path.parent / "dca_build.json"
+    record = json.loads(info.read_text(encoding="utf-8")) if info.exists() else {}
+    if record.get("training_data") != TRAINING_DATA:
+        return False  # trained on other records (before FinQA's train split took half of its dev pages)
     if not all((path.parent / sub / "config.json").exists() for sub in READERS):
         return False  # built before one of the cross-encoders
     return (cfg.get("shapes"), cfg.get("trace_features"), cfg.get("cell_features"), cfg.get("fact_features")) == \
@@ -60,11 +67,12 @@ def ensure_models(*, progress: bool = True, quick: bool = False) -> dict[str, Pa
             from agents.docqa.train import train_reasoner
 
             problems = train_problems()
-            _in_place(REASONER, lambda out: train_reasoner(problems, out, quick=quick, progress=progress))
+            _in_place(REASONER, lambda out: train_reasoner(problems, out, quick=quick, progress=progress),
+                      training_data=TRAINING_DATA)
     return {"reasoner": model_dir(REASONER)}
 
 
-def _in_place(name: str, build: Any) -> None:
+def _in_place(name: str, build: Any, **record: Any) -> None:
     final = model_dir(name)
     work = final.parent / f".{name}.build"
     shutil.rmtree(work, ignore_errors=True)
@@ -72,7 +80,7 @@ def _in_place(name: str, build: Any) -> None:
     start = time.perf_counter()
     build(work)
     info = work / "dca_build.json"
-    info.write_text(json.dumps({"seconds": round(time.perf_counter() - start, 1)}), encoding="utf-8")
+    info.write_text(json.dumps({"seconds": round(time.perf_counter() - start, 1), **record}), encoding="utf-8")
     if final.exists():
         shutil.rmtree(final)
     os.replace(work, final)

@@ -50,7 +50,7 @@ from dca.reasoning.tasks.base import Problem
 
 TOP_FACTS = 4
 TARGET_PRECISION = 0.9
-# FinQA has 100 training questions to TAT-QA's 800: its questions weigh this much more in the
+# FinQA has 193 training questions to TAT-QA's 800: its questions weigh this much more in the
 # shape head and the trace ranker, so its conventions (ratios, performance graphs) are learnt
 FINQA_WEIGHT = 4.0
 # the shape reader: out-of-fold probabilities from this many folds (each trains one reader, ~3 min)

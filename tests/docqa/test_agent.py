@@ -1,6 +1,8 @@
 """The docqa reasoner and agent on a real FinQA page, with untrained heads (no model training here)."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dca.abilities import ProposeRequest
@@ -128,8 +130,8 @@ def test_threshold_follows_the_percent_convention(tmp_path):
     assert DocQAReasoner(tmp_path / "old", percent="ratio").threshold == pytest.approx(0.5)
 
 
-def test_a_model_built_for_other_features_counts_as_not_built(tmp_path, monkeypatch):
-    from agents.docqa.models import READERS, REASONER, built, model_dir
+def test_a_model_built_for_other_features_or_records_counts_as_not_built(tmp_path, monkeypatch):
+    from agents.docqa.models import READERS, REASONER, TRAINING_DATA, built, model_dir
     from agents.docqa.knowledge import FACT_FEATURES
     from agents.docqa.reasoner import NAMES, TRACE_FEATURES, Heads
 
@@ -138,6 +140,8 @@ def test_a_model_built_for_other_features_counts_as_not_built(tmp_path, monkeypa
     heads = Heads([[0.0]] * (len(NAMES) + 1), [0.0] * (len(NAMES) + 1), [0.0], [0.0] * len(TRACE_FEATURES), 0.0,
                   0.5, {"fact_features": list(FACT_FEATURES)})
     heads.save(model_dir(REASONER))
+    info = model_dir(REASONER) / "dca_build.json"
+    info.write_text(json.dumps({"seconds": 1.0, "training_data": TRAINING_DATA}))
     assert not built(REASONER)  # built before the cross-encoders beside the heads
     loaded = Heads.load(model_dir(REASONER))
     assert (loaded.fact_reranker(), loaded.shape_reader(), loaded.operand_reader()) == (None, None, None)
@@ -145,6 +149,10 @@ def test_a_model_built_for_other_features_counts_as_not_built(tmp_path, monkeypa
         (model_dir(REASONER) / sub).mkdir()
         (model_dir(REASONER) / sub / "config.json").write_text("{}")
         assert built(REASONER) == (sub == READERS[-1])
+    info.write_text(json.dumps({"seconds": 1.0}))  # built from the records of an older split
+    assert not built(REASONER)
+    info.write_text(json.dumps({"seconds": 1.0, "training_data": TRAINING_DATA}))
+    assert built(REASONER)
     heads.config["fact_features"] = list(FACT_FEATURES[:-1])  # an older build, before a feature was added
     heads.save(model_dir(REASONER))
     assert not built(REASONER)

@@ -1,6 +1,7 @@
 """Task families: registry, deterministic and disjoint splits, gold traces that score, held-out wordings."""
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -40,8 +41,11 @@ def test_gsm8k_splits(data_dir):
 def test_finqa_pages_never_in_both_splits_and_evidence_has_gold_keys(data_dir):
     fam = get_family("finqa")
     train, dev = list(fam.problems("train")), list(fam.problems("dev"))
-    assert (len(train), len(dev)) == (100, 200)
+    # the training file, plus the dev file's pages the hash does not keep for dev
+    assert (len(train), len(dev)) == (193, 107)
     assert not {p.meta["page"] for p in train} & {p.meta["page"] for p in dev}
+    train_file = {r["id"] for r in json.load(open(data_dir / "finqa" / "train_100.json"))}
+    assert train_file <= {p.id.removeprefix("finqa-") for p in train}
     for p in train + dev:
         keys = {e.metadata.get("gold_key") for e in p.evidence}
         assert set(p.meta["gold_keys"]) <= keys, p.id
