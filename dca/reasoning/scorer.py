@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 PREFIX = "dca:"
 SCORER_FILE = "dca_scorer.json"
+PLAN_SHOWN = "acts-on"  # how plan traces are rendered (``_valued``); recorded in the model's format
 MAX_QUESTION_CHARS = 600
 MAX_LINES = 10  # the most recent steps shown; earlier ones are summarised by the count
 # Families whose scorer judges the whole trace (countdown: each given number at most once).
@@ -45,27 +46,36 @@ TRACE_SCORED = frozenset({"countdown"})
 # --------------------------------------------------------------------------- what the model reads
 
 
-def render_pair(task: str, steps: Sequence[Step | str], comments: bool = False) -> tuple[str, str]:
+def render_pair(task: str, steps: Sequence[Step | str], comments: bool = False,
+                acts_on: bool = True) -> tuple[str, str]:
     """(question, steps so far with their computed values): the cross-encoder's two texts.
 
     ``steps`` may be ``Step``s (their values are used) or lines (run here by the interpreter). With
     ``comments`` a countdown question's steps are shown as a stepwise policy reads them, each with the
-    interpreter's comment (value, the move that would finish from it, operands left)."""
+    interpreter's comment (value, the move that would finish from it, operands left). With
+    ``acts_on`` a plan trace's step is shown after the task words it acts on (see ``_valued``)."""
     question = " ".join(task.split())[:MAX_QUESTION_CHARS]
-    shown = (_countdown_shown(task, steps) if comments else None) or _valued(steps)
+    shown = (_countdown_shown(task, steps) if comments else None) or _valued(steps, acts_on)
     if len(shown) > MAX_LINES:
         shown = [f"({len(shown) - MAX_LINES} earlier steps)"] + shown[-MAX_LINES:]
     return question, "\n".join(shown)
 
 
-def _valued(steps: Sequence[Step | str]) -> list[str]:
-    """Each step as ``line => value`` (``?`` where it does not run)."""
-    from dca.reasoning.steps import Interpreter, StepError, format_value
+def _valued(steps: Sequence[Step | str], acts_on: bool = False) -> list[str]:
+    """Each step as ``line => value`` (``?`` where it does not run).
+
+    With ``acts_on``, a plan trace (``# next: <task words>`` comments) shows each step after the words
+    the previous step quoted, the sentence it acts on: ``[The bottles double.] x8 = x7 * 2 => 140``,
+    the last step followed by its own quote. As written, a line's quote names the *next* sentence,
+    so the operation sat beside the wrong one; a scorer trained on 60 problems learnt to reject
+    steps whose operation did not fit the quote on their own line, and so rejected right ones."""
+    from dca.reasoning.steps import Interpreter, StepError, _split_comment, format_value, plan_quote
 
     shown: list[str] = []
     env: dict[str, Value] = {}
     interp = Interpreter()
-    for s in steps:
+    before: str | None = None  # the quote of the previous step: what this one acts on
+    for i, s in enumerate(steps):
         if isinstance(s, Step):
             text, value, error = s.text, s.value, s.error
         else:
@@ -78,7 +88,15 @@ def _valued(steps: Sequence[Step | str]) -> list[str]:
         target = text.partition("=")[0].strip()
         if error is None and value is not None:
             env[target] = value
-        shown.append(f"{text} => {format_value(value) if error is None and value is not None else '?'}")
+        shown_value = format_value(value) if error is None and value is not None else "?"
+        quote = plan_quote(text) if acts_on else None
+        if quote is None and not before:
+            shown.append(f"{text} => {shown_value}")
+            continue
+        line = f"[{before}] " if before else ""
+        line += f"{_split_comment(text)[0] if quote else text} => {shown_value}"
+        shown.append(line + (f" # next: {quote}" if quote and i == len(steps) - 1 else ""))
+        before = quote
     return shown
 
 
@@ -116,11 +134,13 @@ class StepScorer:
     def __init__(self, model: Any, path: str | None = None, batch_size: int = 64, cache_size: int = 20_000,
                  comments: bool | None = None):
         self.model, self.path, self.batch_size = model, path, batch_size
+        record = Path(path, SCORER_FILE) if path else None
+        fmt = json.loads(record.read_text()).get("format", {}) if record and record.exists() else None
         if comments is None:  # as it was trained (``ScorerConfig.comments``, recorded with the model)
-            record = Path(path, SCORER_FILE) if path else None
-            fmt = json.loads(record.read_text()).get("format", {}) if record and record.exists() else {}
-            comments = bool(fmt.get("comments"))
+            comments = bool((fmt or {}).get("comments"))
         self.comments = comments
+        # plan traces shown by the words each step acts on, unless the model was trained before that
+        self.acts_on = fmt is None or fmt.get("plan") == PLAN_SHOWN
         self._cache: OrderedDict[tuple[str, str], float] = OrderedDict()
         self.cache_size = cache_size
 
@@ -142,7 +162,7 @@ class StepScorer:
         tasks = [task] * len(prefixes) if isinstance(task, str) else list(task)
         if len(tasks) != len(prefixes):
             raise ValueError(f"score_many: {len(tasks)} tasks for {len(prefixes)} prefixes")
-        pairs = [render_pair(t, p, self.comments) for t, p in zip(tasks, prefixes)]
+        pairs = [render_pair(t, p, self.comments, self.acts_on) for t, p in zip(tasks, prefixes)]
         todo = list(OrderedDict.fromkeys(p for p in pairs if p not in self._cache))
         if todo:
             import torch
@@ -664,7 +684,7 @@ def train_scorer(config: ScorerConfig, *, labels: Sequence[Labeled] | None = Non
     model.save(str(tmp))
     summary = {"config": config.to_dict(), "counts": counts, "metrics": metrics, "examples": len(train_ds),
                "format": {"max_question_chars": MAX_QUESTION_CHARS, "max_lines": MAX_LINES,
-                          "comments": config.comments},
+                          "comments": config.comments, "plan": PLAN_SHOWN},
                "seconds": round(time.perf_counter() - t0, 1)}
     (tmp / SCORER_FILE).write_text(json.dumps(summary, indent=2, default=str))
     shutil.rmtree(final, ignore_errors=True)

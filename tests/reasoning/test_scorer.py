@@ -43,6 +43,22 @@ def test_saved_scorer_records_its_run(scorer_run):
     summary = json.loads((Path(scorer_run["path"]) / "dca_scorer.json").read_text())
     assert summary["examples"] == scorer_run["result"].examples > 0
     assert (Path(scorer_run["path"]).parent / "metrics.jsonl").exists()
+    assert summary["format"]["plan"] == "acts-on"
+
+
+def test_a_scorer_trained_before_the_acts_on_rendering_reads_plan_steps_as_it_was_trained(scorer_run, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from dca.reasoning.scorer import SCORER_FILE
+
+    assert StepScorer.load(scorer_run["path"]).acts_on
+    old = tmp_path / "old"
+    shutil.copytree(scorer_run["path"], old)
+    summary = json.loads((old / SCORER_FILE).read_text())
+    del summary["format"]["plan"]
+    (old / SCORER_FILE).write_text(json.dumps(summary))
+    assert not StepScorer.load(str(old)).acts_on
 
 
 def test_render_pair_runs_lines_and_shows_values():
@@ -51,6 +67,25 @@ def test_render_pair_runs_lines_and_shows_values():
     assert steps.splitlines() == ["x1 = 2 + 3 => 5", "answer = x1 * 2 => 10", "bad = ( => ?"]
     _, shown = render_pair("q", [Step(text="x1 = 4", value=4.0)])
     assert shown == "x1 = 4 => 4"
+
+
+def test_plan_steps_are_shown_beside_the_sentence_they_act_on():
+    """A plan line's quote names the sentence the *next* step acts on; the scorer reads each step after
+    the quote that introduced it, and only the last step's own quote, so a step's operation sits next
+    to the sentence that decides whether it is right."""
+    q = "Amara has 47 marbles. The marbles double. She gets 16 more. How many marbles does she have?"
+    lines = ["x1 = 47 # next: The marbles double.", "x2 = x1 * 2 # next: She gets 16 more. How many marbles does she have?",
+             "answer = x2 + 16"]
+    _, shown = render_pair(q, lines[:2])
+    assert shown.splitlines() == ["x1 = 47 => 47",
+                                  "[The marbles double.] x2 = x1 * 2 => 94 # next: She gets 16 more. How many "
+                                  "marbles does she have?"]
+    _, shown = render_pair(q, lines)
+    assert shown.splitlines()[1:] == ["[The marbles double.] x2 = x1 * 2 => 94",
+                                      "[She gets 16 more. How many marbles does she have?] answer = x2 + 16 => 110"]
+    # as a scorer trained before this rendering read them (its record has no "plan" format)
+    _, old = render_pair(q, lines[:2], acts_on=False)
+    assert old.splitlines()[1] == "x2 = x1 * 2 # next: She gets 16 more. How many marbles does she have? => 94"
 
 
 def test_auc_matches_definition():
