@@ -228,6 +228,8 @@ def main() -> None:
                     help="which dataset to run (none: only --lm-baseline)")
     ap.add_argument("--merge", action="store_true", help="combine docqa_finqa.json and docqa_tatqa.json")
     ap.add_argument("--model", default=None, help="a docqa-reasoner directory to measure (default: the built one)")
+    ap.add_argument("--baseline-model", default=None, metavar="DIR",
+                    help="also measure another docqa-reasoner build on the same questions (a baseline row)")
     ap.add_argument("--lm-baseline", type=int, default=0, metavar="N",
                     help="also run the tiny LM policy alone on N FinQA dev questions")
     args = ap.parse_args()
@@ -256,6 +258,7 @@ def main() -> None:
                                                                           "heldout_top1")},
                               "results": {}}
     plots: dict[str, Any] = {}
+    other = Heads.load(Path(args.baseline_model)) if args.baseline_model else None
     for family, percent in ((FinQA(), "ratio"), (TATQA(), "percent")):
         if args.family not in ("all", family.name):
             continue
@@ -267,12 +270,16 @@ def main() -> None:
                 runs["baseline: shape head without the reader"] = (heads.fact_weights(percent), True)
             runs["baseline: MiniLM retrieval"] = (None, True)
             runs["baseline: no trained heads"] = (heads.fact_weights(percent), False)
+        if other is not None:
+            runs[f"baseline: build {Path(args.baseline_model).name}"] = (other.fact_weights(percent), True)
         for label, (weights, use_heads) in runs.items():
             strategies = STRATEGIES if label == "docqa" else {"verify + retry 3": STRATEGIES["verify + retry 3"]}
-            threshold = thresholds.get(percent, heads.threshold) if use_heads else 0.0
-            reranker = heads.fact_reranker() if label in ("docqa", "baseline: shape head without the reader") \
-                else None
-            res = evaluate(family, problems, weights, featurizer, percent, threshold, use_heads, strategies, model,
+            own, where = (other, Path(args.baseline_model)) if label.startswith("baseline: build ") \
+                else (heads, model)
+            threshold = own.config.get("thresholds", {}).get(percent, own.threshold) if use_heads else 0.0
+            reranker = own.fact_reranker() if label in ("docqa", "baseline: shape head without the reader") \
+                or own is not heads else None
+            res = evaluate(family, problems, weights, featurizer, percent, threshold, use_heads, strategies, where,
                            reranker, 0.0 if "without the reader" in label else None)
             report["results"][f"{family.name} / {label}"] = res
             plots[f"{family.name} / {label}"] = res
