@@ -119,6 +119,10 @@ def run_demo(args: argparse.Namespace) -> int:
 
     console.print("[bold]2. Documents[/bold]: held-out TAT-QA and FinQA report pages written out as markdown")
     questions = pick_questions(args.questions, docs)
+    asked = {q.page.name for q in questions}
+    for stale in docs.glob("*.md"):  # pages an earlier demo run wrote and this one does not ask about
+        if stale.name not in asked:
+            stale.unlink()
     console.print(f"   {len(questions)} pages in {docs}")
 
     console.print("[bold]3. Index[/bold] (llama-index loaders → MiniLM embeddings → Chroma)")
