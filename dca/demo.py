@@ -119,10 +119,14 @@ def run_demo(args: argparse.Namespace) -> int:
 
     console.print("[bold]2. Documents[/bold]: held-out TAT-QA and FinQA report pages written out as markdown")
     questions = pick_questions(args.questions, docs)
-    asked = {q.page.name for q in questions}
-    for stale in docs.glob("*.md"):  # pages an earlier demo run wrote and this one does not ask about
-        if stale.name not in asked:
-            stale.unlink()
+    # pages an earlier run wrote (listed in its manifest) and this one does not ask about leave the
+    # folder, so the store drops them too; files the demo did not write are never touched
+    manifest = work / "demo_pages.json"
+    asked = sorted(q.page.name for q in questions)
+    earlier = json.loads(manifest.read_text(encoding="utf-8")) if manifest.exists() else []
+    for name in set(earlier) - set(asked):
+        (docs / Path(name).name).unlink(missing_ok=True)
+    manifest.write_text(json.dumps(asked), encoding="utf-8")
     console.print(f"   {len(questions)} pages in {docs}")
 
     console.print("[bold]3. Index[/bold] (llama-index loaders → MiniLM embeddings → Chroma)")

@@ -29,10 +29,14 @@ def test_demo_indexes_real_pages_and_answers_with_steps(tmp_path, data_dir, micr
                             "--policy", micro_models["policy"], "--wording", micro_models["wording"]],
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "2 unchanged" in again.stdout, again.stdout[-2000:]
-    # fewer questions: the page no longer asked about leaves the folder and the store
+    # fewer questions: the page no longer asked about leaves the folder and the store; a file the
+    # demo did not write stays
+    (work / "docs" / "mine.md").write_text("# My notes\n\nRevenue grew 5 % in 2019.\n")
     fewer = subprocess.run([sys.executable, "-m", "dca.cli", "demo", "--questions", "1", "--workdir", str(work),
                             "--reasoner", "lm",
                             "--policy", micro_models["policy"], "--wording", micro_models["wording"]],
                            capture_output=True, text=True, timeout=600)
-    assert fewer.returncode == 0 and "1 unchanged, 1 removed" in fewer.stdout, fewer.stdout[-2000:]
-    assert len(list((work / "docs").glob("*.md"))) == 1
+    assert fewer.returncode == 0 and "1 added, 0 updated, 1 unchanged, 1 removed" in fewer.stdout, \
+        fewer.stdout[-2000:]
+    tatqa_page = [name for name in pages if "_page_" not in name]  # FinQA pages are named <ticker>_<year>_page_<n>
+    assert sorted(p.name for p in (work / "docs").glob("*.md")) == sorted(tatqa_page + ["mine.md"])
