@@ -123,8 +123,11 @@ def run_demo(args: argparse.Namespace) -> int:
     # folder, so the store drops them too; files the demo did not write are never touched
     manifest = work / "demo_pages.json"
     asked = sorted(q.page.name for q in questions)
-    earlier = json.loads(manifest.read_text(encoding="utf-8")) if manifest.exists() else []
-    for name in set(earlier) - set(asked):
+    try:
+        earlier = json.loads(manifest.read_text(encoding="utf-8")) if manifest.exists() else []
+    except json.JSONDecodeError:
+        earlier = []  # a manifest cut short: forget it rather than guess which pages were ours
+    for name in set(earlier if isinstance(earlier, list) else []) - set(asked):
         (docs / Path(name).name).unlink(missing_ok=True)
     manifest.write_text(json.dumps(asked), encoding="utf-8")
     console.print(f"   {len(questions)} pages in {docs}")

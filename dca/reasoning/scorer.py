@@ -61,7 +61,7 @@ def render_pair(task: str, steps: Sequence[Step | str], comments: bool = False,
     return question, "\n".join(shown)
 
 
-def _valued(steps: Sequence[Step | str], acts_on: bool = False) -> list[str]:
+def _valued(steps: Sequence[Step | str], acts_on: bool = True) -> list[str]:
     """Each step as ``line => value`` (``?`` where it does not run).
 
     With ``acts_on``, a plan trace (``# next: <task words>`` comments) shows each step after the words

@@ -48,7 +48,6 @@ def test_saved_scorer_records_its_run(scorer_run):
 
 def test_a_scorer_trained_before_the_acts_on_rendering_reads_plan_steps_as_it_was_trained(scorer_run, tmp_path):
     import shutil
-    from pathlib import Path
 
     from dca.reasoning.scorer import SCORER_FILE
 
