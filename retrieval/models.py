@@ -324,8 +324,9 @@ def _export_onnx(model: Any, path: str) -> Path:
     weights = [p for p in Path(path).glob("*.safetensors")] + [p for p in Path(path).glob("*.bin")]
     stamp = "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(weights))
     key = hashlib.sha1(f"{path}|{stamp}|{torch.__version__}|{_GRAPH_VERSION}".encode()).hexdigest()[:16]
-    home = Path(os.environ.get("DCA_HOME", Path.home() / ".cache" / "dca"))
-    out = home / "onnx" / f"{key}.onnx"
+    from dca.models.registry import dca_home
+
+    out = dca_home() / "onnx" / f"{key}.onnx"
     if out.exists():
         try:
             os.utime(out)  # marks it used, for _prune_onnx_cache
