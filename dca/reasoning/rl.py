@@ -5,7 +5,10 @@ verifier and the task family's exact scorer. Three rewards, each logged on its o
 
 - ``correct``: the trace reaches the right answer (countdown: with each given number at most once);
 - ``valid``: the share of its lines that pass the verifier's programmatic checks, in order;
-- ``format``: every line parses in the step language, the last is ``answer = ...``, nothing follows.
+- ``format``: every line parses in the step language, the last is ``answer = ...``, nothing follows;
+- ``progress``: for families that can judge each step exactly (countdown: the target is still within
+  reach after it), the share of the trace's first lines that keep the problem solvable. A step-level
+  signal: two wrong traces differ when one of them went wrong later.
 
 The loop is TRL's ``GRPOTrainer`` (group-normalised advantages, clipped ratio, optional KL to the
 starting policy via ``beta``): a whole trace is one completion, and the interpreter runs inside the
@@ -34,8 +37,9 @@ from dca.reasoning.sft import DataSource, source_key
 if TYPE_CHECKING:  # pragma: no cover
     from dca.reasoning.tasks.base import Problem
 
-REWARDS = ("correct", "valid", "format")
-ROLLOUTS = ("whole", "stepwise")
+REWARDS = ("correct", "valid", "format", "progress")
+ROLLOUTS = ("whole", "stepwise", "step")
+INTERPRETED = ("stepwise", "step")  # rollouts with the interpreter in the generation loop (countdown)
 STEPWISE = "stepwise"  # suffix of the dev keys measured with the interpreter in the loop
 STEP_TOKENS = 48  # a stepwise line's token budget (LMPolicy's default), within max_new_tokens
 
@@ -52,7 +56,8 @@ class RLConfig:
     group: int = 8  # traces sampled per problem (GRPO's group)
     iterations: int = 1  # optimisation passes over each batch of samples (>1 makes the clipped ratio bite)
     max_new_tokens: int = 128
-    rollout: str = "whole"  # whole: the policy writes the trace; stepwise: the interpreter writes each value (countdown)
+    rollout: str = "whole"  # whole: the policy writes the trace; stepwise: the interpreter writes each value
+    # (countdown); step: each sample is one move from a state the policy reached (see ``step_rollout``)
     temperature: float = 1.0
     top_k: int = 0
     lr: float = 5e-5
@@ -66,6 +71,7 @@ class RLConfig:
     reward_correct: float = 1.0
     reward_valid: float = 0.2
     reward_format: float = 0.1
+    reward_progress: float = 0.0  # needs a family with a ``progress(problem, lines)`` method (countdown)
     seed: int = 0
     threads: int | None = None
     out_dir: str = "runs/rl"
@@ -94,14 +100,21 @@ class RLConfig:
                              f"got {values['loss_type']!r}")
         if values.get("rollout", "whole") not in ROLLOUTS:
             raise ValueError(f"{where}: field 'rollout' must be one of {', '.join(ROLLOUTS)}, got {values['rollout']!r}")
-        if values.get("rollout") == "stepwise":
+        if values.get("rollout") in INTERPRETED:
             other = sorted({s.family for s in values.get("data", []) + values.get("dev", []) if s.family != "countdown"})
             if other:
-                raise ValueError(f"{where}: field 'rollout': stepwise rollouts need countdown problems (the "
+                raise ValueError(f"{where}: field 'rollout': {values['rollout']} rollouts need countdown problems (the "
                                  f"interpreter writes their values and moves), not {', '.join(other)}")
         if values.get("scale_rewards", "group") not in ("group", "batch", "none"):
             raise ValueError(f"{where}: field 'scale_rewards' must be group, batch or none, "
                              f"got {values['scale_rewards']!r}")
+        if values.get("reward_progress", 0.0):
+            from dca.reasoning.tasks import get_family
+
+            other = sorted({s.family for s in values.get("data", []) if not hasattr(get_family(s.family), "progress")})
+            if other:
+                raise ValueError(f"{where}: field 'reward_progress': family {', '.join(other)} cannot judge a step's "
+                                 f"progress (no progress() method); set it to 0 or train on countdown")
         return cls(**values)
 
 
@@ -122,6 +135,7 @@ class Judged:
     correct: bool
     valid: float  # share of lines that passed their checks before the first failure
     formatted: bool
+    progress: float = 0.0  # share of the first lines that keep the problem solvable (families with ``progress``)
 
 
 class TraceJudge:
@@ -147,22 +161,24 @@ class TraceJudge:
 
         return render_prompt(problem.question, self.facts[problem.id], (), self.fmt)
 
-    def judge(self, pid: str, text: str) -> Judged:
-        key = (pid, text)
+    def judge(self, pid: str, text: str, prefix: Sequence[str] = ()) -> Judged:
+        """The completion ``text`` judged as the continuation of ``prefix`` (lines already run, in the
+        step language as it runs: literal numbers, no comments)."""
+        key = (pid, text, tuple(prefix))
         if key not in self._cache:
             if len(self._cache) > 50_000:
                 self._cache.clear()
-            self._cache[key] = self._judge(pid, text)
+            self._cache[key] = self._judge(pid, text, prefix)
         return self._cache[key]
 
-    def _judge(self, pid: str, text: str) -> Judged:
+    def _judge(self, pid: str, text: str, prefix: Sequence[str] = ()) -> Judged:
         from dca.reasoning.policy import trace_lines
         from dca.reasoning.prompt import from_refs
         from dca.reasoning.scorer import trace_correct
 
         problem = self.problems[pid]
         raw = trace_lines(text)
-        lines = [from_refs(ln, self.numbers[pid]) for ln in raw] if self.fmt.refs else raw
+        lines = list(prefix) + ([from_refs(ln, self.numbers[pid]) for ln in raw] if self.fmt.refs else raw)
         ends = bool(lines) and lines[-1].partition("=")[0].strip() == "answer"
         formatted = ends and len(raw) == len([ln for ln in text.split("\n") if ln.strip()]) and \
             all(_parses(ln) for ln in lines)
@@ -176,22 +192,32 @@ class TraceJudge:
             answer = step.value if step.target == "answer" else answer
         valid = passed / len(lines) if lines else 0.0
         finished = ends and passed == len(lines)
-        correct = finished and trace_correct(self.families[problem.family], problem, lines, answer)
-        return Judged(lines, bool(correct), valid, formatted)
+        family = self.families[problem.family]
+        correct = finished and trace_correct(family, problem, lines, answer)
+        progress = family.progress(problem, lines) if hasattr(family, "progress") else 0.0
+        return Judged(lines, bool(correct), valid, formatted, progress)
 
     def reward_functions(self) -> list[Callable[..., list[float]]]:
-        """``correct``, ``valid`` and ``format`` as TRL reward functions (named, so TRL logs each)."""
+        """``correct``, ``valid``, ``format`` and ``progress`` as TRL reward functions (named, so TRL logs each)."""
 
-        def correct(completions: list[str], pid: list[str], **_: Any) -> list[float]:
-            return [float(self.judge(i, c).correct) for c, i in zip(completions, pid)]
+        # ``prefix`` (a column the step rollout adds): the lines each completion continues
+        def judged(completions: list[str], pid: list[str], prefix: list | None) -> list[Judged]:
+            return [self.judge(i, c, prefix[k] if prefix else ()) for k, (c, i) in enumerate(zip(completions, pid))]
 
-        def valid(completions: list[str], pid: list[str], **_: Any) -> list[float]:
-            return [self.judge(i, c).valid for c, i in zip(completions, pid)]
+        def correct(completions: list[str], pid: list[str], prefix: list | None = None, **_: Any) -> list[float]:
+            return [float(j.correct) for j in judged(completions, pid, prefix)]
 
-        def format(completions: list[str], pid: list[str], **_: Any) -> list[float]:  # noqa: A001
-            return [float(self.judge(i, c).formatted) for c, i in zip(completions, pid)]
+        def valid(completions: list[str], pid: list[str], prefix: list | None = None, **_: Any) -> list[float]:
+            return [j.valid for j in judged(completions, pid, prefix)]
 
-        return [correct, valid, format]
+        def format(completions: list[str], pid: list[str], prefix: list | None = None,  # noqa: A001
+                   **_: Any) -> list[float]:
+            return [float(j.formatted) for j in judged(completions, pid, prefix)]
+
+        def progress(completions: list[str], pid: list[str], prefix: list | None = None, **_: Any) -> list[float]:
+            return [j.progress for j in judged(completions, pid, prefix)]
+
+        return [correct, valid, format, progress]
 
 
 def _parses(line: str) -> bool:
@@ -243,7 +269,7 @@ def _evaluate(model: Any, tokenizer: Any, config: RLConfig, fmt: Any, style: dic
         problems = source_problems(DataSource(s.family, s.split, n=config.eval_n, seed=s.seed, options=s.options))
         key = source_key(s, out)
         out[key] = round(evaluate_policy(model, tokenizer, problems, fmt)["accuracy"], 4)
-        if config.rollout == "stepwise":
+        if config.rollout in INTERPRETED:
             family = get_family(s.family)
             traces = stepwise_traces(model, tokenizer, fmt, problems, style=style, temperature=0.0,
                                      max_new_tokens=min(STEP_TOKENS, config.max_new_tokens))
@@ -277,11 +303,7 @@ def stepwise_rollout(judge: TraceJudge, tokenizer: Any, fmt: Any, style: dict[st
             model.train(was_training)
         completion_ids, env_mask = [], []
         for trace in traces:
-            ids, mask = [], []
-            for text, own in trace.parts:
-                piece = tokenizer(text, add_special_tokens=False)["input_ids"]
-                ids += piece
-                mask += [int(own)] * len(piece)
+            ids, mask = _parts_ids(trace.parts, tokenizer)
             completion_ids.append(ids[: config.max_new_tokens])
             env_mask.append(mask[: config.max_new_tokens])
         return {"prompt_ids": [encode_prompt(p, tokenizer) for p in prompts], "completion_ids": completion_ids,
@@ -289,6 +311,79 @@ def stepwise_rollout(judge: TraceJudge, tokenizer: Any, fmt: Any, style: dict[st
                 "logprobs": [[None] * len(ids) for ids in completion_ids], "env_mask": env_mask}
 
     return rollout
+
+
+def step_rollout(judge: TraceJudge, tokenizer: Any, fmt: Any, style: dict[str, bool],
+                 config: RLConfig) -> Callable[[list[str], Any], dict[str, list]]:
+    """GRPO over single moves, as a TRL ``rollout_func`` (``rollout: step``, countdown). For each problem
+    the current policy first samples one trace with the interpreter in the loop; the trace is cut after
+    a number of lines drawn uniformly among the cuts that still leave the target within reach
+    (``countdown.progress``). The problem's group then shares that state: each sample is one next
+    line from it, and the rewards read the prefix and the line (the extra ``prefix`` column). With
+    ``reward_progress`` a move is rewarded for keeping the target reachable, so the advantage lands
+    on the move that made the difference; whole-trace rollouts give every line of a trace the same
+    advantage, and most of a 4-number trace's lines are right in wrong traces too."""
+    import random
+
+    from dca.reasoning.sft import encode_prompt
+    from dca.reasoning.tasks.countdown import stepwise_prompt, stepwise_traces
+
+    by_prompt = {judge.prompt(p): p for p in judge.problems.values()}
+    per_line = min(STEP_TOKENS, config.max_new_tokens)
+    group = config.group
+
+    def rollout(prompts: list[str], trainer: Any) -> dict[str, list]:
+        heads = prompts[::group]
+        if [p for p in heads for _ in range(group)] != list(prompts):
+            raise RuntimeError("step rollout: expected each prompt repeated group times in a row (TRL's sampler)")
+        problems = [by_prompt[p] for p in heads]
+        model = trainer.model
+        was_training = model.training
+        model.eval()
+        seed = config.seed * 100_003 + trainer.state.global_step
+        rng = random.Random(seed)
+        try:
+            paths = stepwise_traces(model, tokenizer, fmt, problems, style=style, temperature=config.temperature,
+                                    seed=seed, max_new_tokens=per_line, top_k=config.top_k or None)
+            prefixes = [open_prefix(problem, path.lines, rng) for problem, path in zip(problems, paths)]
+            each = [p for p in problems for _ in range(group)]
+            starts = [q for q in prefixes for _ in range(group)]
+            moves = stepwise_traces(model, tokenizer, fmt, each, style=style, temperature=config.temperature,
+                                    seed=seed + 50_021, max_steps=1, max_new_tokens=per_line,
+                                    top_k=config.top_k or None, prefixes=starts)
+        finally:
+            model.train(was_training)
+        prompt_ids = [encode_prompt(stepwise_prompt(p, q, fmt, style) or "", tokenizer) for p, q in zip(problems, prefixes)]
+        completion_ids, env_mask = [], []
+        for move in moves:
+            ids, mask = _parts_ids(move.parts, tokenizer)
+            completion_ids.append(ids[: config.max_new_tokens])
+            env_mask.append(mask[: config.max_new_tokens])
+        return {"prompt_ids": [ids for ids in prompt_ids for _ in range(group)], "completion_ids": completion_ids,
+                "logprobs": [[None] * len(ids) for ids in completion_ids], "env_mask": env_mask,
+                "prefix": [list(q) for q in starts]}
+
+    return rollout
+
+
+def open_prefix(problem: "Problem", lines: Sequence[str], rng: Any) -> list[str]:
+    """The first k lines of a sampled countdown trace, k drawn uniformly among the cuts after which the
+    target is still within reach and the trace not yet answered (k = 0: the question alone)."""
+    from dca.reasoning.tasks.countdown import progress
+
+    good = round(progress(problem, lines) * len(lines))  # leading lines that keep the target within reach
+    return list(lines[:rng.randint(0, max(0, min(good, len(lines) - 1)))])
+
+
+def _parts_ids(parts: Sequence[tuple[str, bool]], tokenizer: Any) -> tuple[list[int], list[int]]:
+    """A completion's token ids and its ``env_mask`` (1: written by the policy, 0: by the interpreter)."""
+    ids: list[int] = []
+    mask: list[int] = []
+    for text, own in parts:
+        piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids += piece
+        mask += [int(own)] * len(piece)
+    return ids, mask
 
 
 def train_rl(config: RLConfig, *, progress: bool = True) -> RLResult:
@@ -356,7 +451,8 @@ def train_rl(config: RLConfig, *, progress: bool = True) -> RLResult:
         first = next((r for r in log.records if r.get("step") == -1), {})
         before = {k.removeprefix("dev_"): v for k, v in first.items() if k.startswith("dev_")}
 
-    weights = {"correct": config.reward_correct, "valid": config.reward_valid, "format": config.reward_format}
+    weights = {"correct": config.reward_correct, "valid": config.reward_valid, "format": config.reward_format,
+               "progress": config.reward_progress}
 
     class _Log(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
@@ -387,9 +483,10 @@ def train_rl(config: RLConfig, *, progress: bool = True) -> RLResult:
             save_total_limit=1, report_to="none", disable_tqdm=True, use_cpu=True, bf16=False,
             dataloader_num_workers=0, shuffle_dataset=True)
         rollout = None
-        if config.rollout == "stepwise":
+        if config.rollout in INTERPRETED:
             os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is marked experimental in TRL
-            rollout = stepwise_rollout(judge, tokenizer, fmt, style, config)
+            make = stepwise_rollout if config.rollout == "stepwise" else step_rollout
+            rollout = make(judge, tokenizer, fmt, style, config)
         trainer = GRPOTrainer(model=model, reward_funcs=judge.reward_functions(), args=args, train_dataset=dataset,
                               processing_class=tokenizer, callbacks=[_Log()], rollout_func=rollout)
     trainer.remove_callback(PrinterCallback)  # the run log's progress bar shows the metrics instead

@@ -8,7 +8,8 @@ import pytest
 
 from dca.reasoning.steps import Interpreter, format_value, parse_step
 from dca.reasoning.tasks import get_family
-from dca.reasoning.tasks.countdown import Countdown, solve_all, solve_forward, value_comment, with_values
+from dca.reasoning.tasks.countdown import (Countdown, progress, reachable, solve_all, solve_forward, value_comment,
+                                           with_values)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,6 +27,34 @@ def test_solver_finds_only_valid_distinct_solutions_including_the_generators_own
     assert own_found >= 0.9 * len(problems)  # missed only when an earlier step already hits the target
     assert solve_all([2, 3], 7) == []
     assert solve_all([2, 3], 6) == [["answer = 3 * 2"]]
+
+
+def test_reachable_agrees_with_the_solver():
+    for p in Countdown(3, 4).problems("dev", n=40):
+        assert reachable(p.meta["numbers"], p.answer)
+    assert reachable([2, 3], 6) and reachable([2, 3], 5) and reachable([8, 2], 4)
+    assert not reachable([2, 3], 7) and not reachable([2, 3], 9)
+    assert not reachable([7, 2], 3.5)  # not a whole number: no move of the generator makes it
+    assert reachable([3.5, 2, 5], 7) and not reachable([3.5, 2], 7)  # 3.5 cannot take part in a move
+
+
+def test_progress_counts_the_first_lines_that_keep_the_target_within_reach():
+    from dca.reasoning.tasks.base import Problem
+
+    p = Problem(id="p", question="Make 24 out of 4, 6, 2, 9.", answer=24, family="countdown",
+                meta={"numbers": [4, 6, 2, 9], "target": 24})
+    assert progress(p, ["x1 = 4 * 6", "answer = x1"]) == 1.0
+    assert progress(p, ["x1 = 9 - 6", "x2 = x1 * 2", "answer = x2 * 4"]) == 1.0
+    assert progress(p, ["x1 = 9 - 6", "x2 = x1 + 2", "answer = x2 * 4"]) == 1 / 3  # 5 with 4 left: lost
+    assert progress(p, ["x1 = 9 - 6", "x2 = x1 * 2", "answer = x2 + 4"]) == 2 / 3  # the last move misses
+    assert progress(p, ["x1 = 9 + 4", "answer = x1 * 2"]) == 0.0  # 13 with 6 and 2 cannot make 24
+    assert progress(p, ["x1 = 4 * 6", "answer = x1 - 4"]) == 0.5  # 4 is already used: the line does not count
+    assert progress(p, ["x1 = 5 * 6", "answer = x1"]) == 0.0  # 5 is not given
+    assert progress(p, ["x1 = (", "answer = x1"]) == 0.0 and progress(p, []) == 0.0
+    twice = Problem(id="q", question="", answer=16, family="countdown", meta={"numbers": [4, 4, 3], "target": 16})
+    assert progress(twice, ["answer = 4 * 4"]) == 1.0  # a number given twice may be used twice
+    for q in Countdown(4, 4).problems("dev", n=20):  # every solution the solver finds scores 1
+        assert all(progress(q, s) == 1.0 for s in solve_all(q.meta["numbers"], q.answer)[:10])
 
 
 def test_several_solutions_per_instance_each_valid_and_counted_by_instance():

@@ -59,7 +59,7 @@ def test_same_seed_repeats_and_a_rerun_resumes(micro_models, tmp_path):
     assert (again.model_dir / "model.safetensors").read_bytes() == weights
 
 
-def test_judge_rewards_correct_valid_and_format(micro_models):
+def test_judge_rewards_correct_valid_format_and_progress(micro_models):
     from dca.reasoning.prompt import PromptFormat
     from dca.reasoning.tasks import get_family
 
@@ -75,9 +75,24 @@ def test_judge_rewards_correct_valid_and_format(micro_models):
     assert broken.valid == 0.0 and not broken.formatted and not broken.correct
     half = judge.judge(problem.id, f"x1 = {a} * 1\nanswer = x9\n")
     assert half.valid == 0.5 and half.formatted and not half.correct
-    correct, valid, fmt = judge.reward_functions()
+    correct, valid, fmt, progress = judge.reward_functions()
     assert correct([gold, "junk"], pid=[problem.id] * 2) == [1.0, 0.0]
     assert fmt([gold], pid=[problem.id]) == [1.0] and valid(["junk"], pid=[problem.id]) == [0.0]
+    assert progress([gold, "junk", f"answer = {a} + {b} + {a}\n"], pid=[problem.id] * 3) == [1.0, 0.0, 0.0]
+
+
+def test_progress_reward_tells_apart_wrong_traces_that_fail_at_different_steps():
+    from dca.reasoning.prompt import PromptFormat
+    from dca.reasoning.tasks.base import Problem
+
+    problem = Problem(id="p", question="Make 24 out of 4, 6, 2, 9.", answer=24, family="countdown",
+                      meta={"numbers": [4, 6, 2, 9], "target": 24})
+    judge = TraceJudge([problem], PromptFormat(refs=False))
+    late = "x1 = 9 - 6\nx2 = x1 * 2\nanswer = x2 + 4\n"
+    early = "x1 = 9 + 4\nanswer = x1 * 2\n"
+    progress = judge.reward_functions()[-1]
+    assert progress([late, early], pid=["p", "p"]) == [2 / 3, 0.0]
+    assert not judge.judge("p", late).correct and not judge.judge("p", early).correct
 
 
 TWO = [DataSource("countdown", "train", n=64, options={"min_numbers": 2, "max_numbers": 2})]
@@ -127,6 +142,65 @@ def test_stepwise_rollout_trains_only_the_tokens_the_policy_wrote(micro_models):
     assert commented > 0
 
 
+def test_step_rollout_samples_one_move_per_completion_from_a_shared_reachable_state(micro_models):
+    """Each group shares one prompt: the problem and a prefix of a trace the policy sampled, cut where
+    the target is still within reach; each completion is one move; the rewards read prefix + move."""
+    from types import SimpleNamespace
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from dca.reasoning.prompt import load_format
+    from dca.reasoning.rl import step_rollout
+    from dca.reasoning.sft import encode_prompt, source_problems
+    from dca.reasoning.tasks.countdown import progress, stepwise_prompt
+
+    path = micro_models["policy"]
+    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path)
+    fmt = load_format(path)
+    style = {"needs": True, "left": False}
+    problems = source_problems(DataSource("countdown", "train", n=6, options={"min_numbers": 3, "max_numbers": 3}))
+    judge = TraceJudge(problems, fmt)
+    config = RLConfig(rollout="step", group=4, temperature=1.0, max_new_tokens=128)
+    rollout = step_rollout(judge, tokenizer, fmt, style, config)
+    prompts = [judge.prompt(p) for p in problems for _ in range(4)]
+    for step in range(2):
+        out = rollout(prompts, SimpleNamespace(model=model, state=SimpleNamespace(global_step=step)))
+        assert len(out["completion_ids"]) == len(out["prefix"]) == len(out["prompt_ids"]) == len(prompts)
+        for g, problem in enumerate(problems):
+            rows = range(4 * g, 4 * g + 4)
+            prefix = out["prefix"][4 * g]
+            assert all(out["prefix"][r] == prefix and out["prompt_ids"][r] == out["prompt_ids"][4 * g] for r in rows)
+            assert out["prompt_ids"][4 * g] == encode_prompt(stepwise_prompt(problem, prefix, fmt, style), tokenizer)
+            assert progress(problem, prefix) == 1.0 or not prefix  # a state from which the target is reachable
+            for r in rows:
+                text = tokenizer.decode(out["completion_ids"][r])
+                assert text.count("\n") == 1 and text.endswith("\n")  # one move
+                judged = judge.judge(problem.id, text, prefix)
+                assert judged.lines[:len(prefix)] == prefix and len(judged.lines) == len(prefix) + 1
+        rewards = judge.reward_functions()[-1](
+            [tokenizer.decode(ids) for ids in out["completion_ids"]], pid=[p.id for p in problems for _ in range(4)],
+            prefix=out["prefix"])
+        assert all(0.0 <= r <= 1.0 for r in rewards)
+
+
+def test_open_prefix_cuts_only_where_the_target_is_still_within_reach():
+    import random
+
+    from dca.reasoning.rl import open_prefix
+    from dca.reasoning.tasks.base import Problem
+
+    p = Problem(id="p", question="", answer=24, family="countdown", meta={"numbers": [4, 6, 2, 9], "target": 24})
+    rng = random.Random(0)
+    right = ["x1 = 9 - 6", "x2 = x1 * 2", "answer = x2 * 4"]
+    cuts = {len(open_prefix(p, right, rng)) for _ in range(200)}
+    assert cuts == {0, 1, 2}  # never after the answer
+    lost = ["x1 = 9 - 6", "x2 = x1 + 2", "answer = x2 * 4"]  # 5 with 4 left cannot make 24
+    assert {len(open_prefix(p, lost, rng)) for _ in range(200)} == {0, 1}
+    assert {len(open_prefix(p, ["x1 = 9 + 4", "answer = x1"], rng)) for _ in range(50)} == {0}
+    assert open_prefix(p, [], rng) == [] and open_prefix(p, right, random.Random(3)) == \
+        open_prefix(p, right, random.Random(3))
+
+
 def test_stepwise_grpo_run_raises_the_mean_reward_and_reports_stepwise_greedy(micro_models, tmp_path):
     dev = [DataSource("countdown", "dev", options={"min_numbers": 2, "max_numbers": 2})]
     result = train_rl(_config(micro_models["policy"], tmp_path / "rl", data=TWO, dev=dev, eval_n=10,
@@ -146,6 +220,7 @@ def test_stepwise_grpo_run_raises_the_mean_reward_and_reports_stepwise_greedy(mi
     ("data: [countdown]\nrollout: tree\n", "field 'rollout' must be one of whole, stepwise"),
     ("data: [countdown, synthetic]\nrollout: stepwise\n",
      "'rollout': stepwise rollouts need countdown problems .* not synthetic"),
+    ("data: [synthetic]\nreward_progress: 0.5\n", "'reward_progress': family synthetic cannot judge"),
 ])
 def test_config_file_errors_name_the_field(tmp_path, text, error):
     bad = tmp_path / "rl.yaml"

@@ -11,6 +11,7 @@ import random
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Iterator, Sequence
 
 from dca.reasoning.steps import Interpreter, Limits, StepError, format_value, values_match
@@ -66,6 +67,67 @@ def solve_all(numbers: Sequence[int], target: int, limit: int = 2000) -> list[li
 
     walk([(str(x), int(x)) for x in numbers], [])
     return [list(t) for t in found]
+
+
+@lru_cache(maxsize=200_000)
+def _reachable(values: tuple[int, ...], target: int) -> bool:
+    """Can ``target`` be made from (some of) ``values`` (sorted whole numbers) with the generator's moves?"""
+    if target in values:
+        return True
+    for i in range(len(values)):
+        for j in range(i + 1, len(values)):
+            va, vb = max(values[i], values[j]), min(values[i], values[j])
+            rest = values[:i] + values[i + 1:j] + values[j + 1:]
+            if any(_reachable(tuple(sorted(rest + (v,))), target) for _, v in _moves(va, vb)):
+                return True
+    return False
+
+
+def reachable(values: Sequence[float], target: float) -> bool:
+    """Can ``target`` still be made from ``values`` with + - * / on whole positive numbers (the moves
+    the generator makes, each value used at most once)? Values that are not whole and positive
+    cannot take part in such a move and are left out."""
+    whole = tuple(sorted(int(v) for v in values
+                         if not isinstance(v, bool) and isinstance(v, (int, float)) and v > 0 and float(v).is_integer()))
+    return float(target).is_integer() and _reachable(whole, int(target))
+
+
+def progress(problem: Problem, lines: Sequence[str]) -> float:
+    """The share of a trace's lines, counted from the first, after which the target is still within
+    reach: a step that uses only operands still unused and leaves the target reachable from what is
+    left (``reachable``), or an answer line that equals it. A right trace scores 1; a trace whose
+    first move already loses the target scores 0. The exact solver's judgement of each step, used
+    as GRPO's step-level reward (``reward_progress``)."""
+    if not lines:
+        return 0.0
+    interp = Interpreter()
+    env: dict[str, Any] = {}
+    pool: dict[str, list[float]] = {}  # operand as written -> its values (a number may be given twice)
+    for x in problem.meta["numbers"]:
+        pool.setdefault(format_value(x), []).append(float(x))
+    good = 0
+    for line in lines:
+        try:
+            step = interp.parse(line)
+            value = interp.run(step, env)
+        except StepError:
+            break
+        used = [format_value(x) for x in step.numbers] + sorted(step.names)
+        if any(used.count(u) > len(pool.get(u, ())) for u in set(used)):
+            break  # an operand not given, or already used
+        for u in used:
+            pool[u].pop()
+            if not pool[u]:
+                del pool[u]
+        env[step.target] = value
+        if step.target == "answer":
+            good += bool(values_match(value, problem.answer, rel=1e-9, abs_tol=1e-9))
+            break
+        pool.setdefault(step.target, []).append(value)
+        if not reachable([v for vs in pool.values() for v in vs], problem.answer):
+            break
+        good += 1
+    return good / len(lines)
 
 
 def parse_question(text: str) -> tuple[list[int], int] | None:
@@ -231,6 +293,10 @@ class Countdown:
                     gold = with_values(gold, numbers, target if self.needs else None, self.left)
                 yield Problem(id=pid, question=text, answer=target, gold=gold, family=self.name,
                               meta={"numbers": numbers, "target": target, "split": split, "steps": len(gold)})
+
+    def progress(self, problem: Problem, lines: Sequence[str]) -> float:
+        """The share of the trace's first lines that keep the target within reach (module ``progress``)."""
+        return progress(problem, lines)
 
     def score(self, problem: Problem, answer: Any) -> bool:
         """Exact. Given a trace (its lines, a ``Result`` or its steps) it is run and must reach the
