@@ -90,7 +90,9 @@ def rl_recipe_section(recipe: str, work: Path, threads: int) -> dict:
     config.threads, config.resume = threads, True
     out = _rl_report(train_rl(config), {"recipe": recipe, "policy": config.policy, "lr": config.lr,
                                          "temperature": config.temperature, "beta": config.beta,
-                                         "group": config.group, "prompts": config.prompts_per_step})
+                                         "group": config.group, "prompts": config.prompts_per_step,
+                                         "rollout": config.rollout, "steps": config.steps,
+                                         "reward_progress": config.reward_progress})
     out["eval_n"] = config.eval_n
     return out
 
@@ -281,13 +283,19 @@ def plot(report: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rl = report.get("rl")
-    if rl and rl.get("rewards"):
+    runs = {key: report[key] for key in ("rl", "rl_recipe") if report.get(key, {}).get("rewards")}
+    if runs:
         fig, ax = plt.subplots(figsize=(7, 4))
-        ax.plot(range(len(rl["rewards"])), rl["rewards"])
+        for key, run in runs.items():
+            rewards = run["rewards"]
+            smooth = [sum(rewards[max(0, i - 9):i + 1]) / len(rewards[max(0, i - 9):i + 1]) for i in range(len(rewards))]
+            label = run.get("settings", {}).get("recipe") or f"rl section ({run.get('settings', {}).get('policy', '')})"
+            ax.plot(range(len(rewards)), rewards, alpha=0.25)
+            ax.plot(range(len(rewards)), smooth, color=ax.lines[-1].get_color(), label=f"{label} (10-step mean)")
         ax.set_xlabel("GRPO step")
-        ax.set_ylabel("mean reward per trace")
+        ax.set_ylabel("mean reward per sample")
         ax.set_title("GRPO from the SFT policy")
+        ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
         fig.tight_layout()
         fig.savefig(OUT / "reasoning_rl.png", dpi=100)

@@ -59,6 +59,8 @@ class RLConfig:
     rollout: str = "whole"  # whole: the policy writes the trace; stepwise: the interpreter writes each value
     # (countdown); step: each sample is one move from a state the policy reached (see ``step_rollout``)
     temperature: float = 1.0
+    state_temperature: float | None = None  # rollout: step: the temperature of the trace whose states the
+    # groups start from (None: ``temperature``; 0: the greedy path, the states greedy decoding visits)
     top_k: int = 0
     lr: float = 5e-5
     warmup: int = 0
@@ -89,7 +91,8 @@ class RLConfig:
         """Build from a mapping (a YAML file's content), naming the file and field on any error."""
         from dca.reasoning.sft import checked_fields
 
-        values = checked_fields(cls, data, where, "RL", optional={"threads": int, "save_to": str})
+        values = checked_fields(cls, data, where, "RL", optional={"threads": int, "save_to": str,
+                                                                  "state_temperature": float})
         for name in ("steps", "prompts_per_step", "group", "iterations", "max_new_tokens"):
             if values.get(name, 1) < 1:
                 raise ValueError(f"{where}: field {name!r} must be >= 1, got {values[name]!r}")
@@ -343,8 +346,10 @@ def step_rollout(judge: TraceJudge, tokenizer: Any, fmt: Any, style: dict[str, b
         seed = config.seed * 100_003 + trainer.state.global_step
         rng = random.Random(seed)
         try:
-            paths = stepwise_traces(model, tokenizer, fmt, problems, style=style, temperature=config.temperature,
-                                    seed=seed, max_new_tokens=per_line, top_k=config.top_k or None)
+            paths = stepwise_traces(model, tokenizer, fmt, problems, style=style, seed=seed,
+                                    temperature=config.temperature if config.state_temperature is None
+                                    else config.state_temperature,
+                                    max_new_tokens=per_line, top_k=config.top_k or None)
             prefixes = [open_prefix(problem, path.lines, rng) for problem, path in zip(problems, paths)]
             each = [p for p in problems for _ in range(group)]
             starts = [q for q in prefixes for _ in range(group)]

@@ -221,6 +221,7 @@ def test_stepwise_grpo_run_raises_the_mean_reward_and_reports_stepwise_greedy(mi
     ("data: [countdown, synthetic]\nrollout: stepwise\n",
      "'rollout': stepwise rollouts need countdown problems .* not synthetic"),
     ("data: [synthetic]\nreward_progress: 0.5\n", "'reward_progress': family synthetic cannot judge"),
+    ("data: [countdown]\nstate_temperature: hot\n", "'state_temperature' must be a number"),
 ])
 def test_config_file_errors_name_the_field(tmp_path, text, error):
     bad = tmp_path / "rl.yaml"
@@ -238,7 +239,8 @@ def test_dev_sets_of_one_family_and_split_get_distinct_keys():
     assert source_key(DataSource("synthetic", "test"), taken) == "synthetic/test"
 
 
-@pytest.mark.parametrize("name", ["train_rl.yaml", "train_rl_countdown.yaml", "train_rl_countdown_stepwise.yaml"])
+@pytest.mark.parametrize("name", ["train_rl.yaml", "train_rl_countdown.yaml", "train_rl_countdown_stepwise.yaml",
+                                  "train_rl_countdown_step.yaml"])
 def test_shipped_configs_parse(name):
     config = load_rl_config(Path(__file__).parents[2] / "configs" / name)
     assert config.data and config.group >= 2 and config.steps >= 1
