@@ -1,7 +1,7 @@
 """GRPO: reinforcement learning of the step policy against verifiable rewards.
 
 A group of traces is sampled per problem; each is run by the step interpreter and judged by the
-verifier and the task family's exact scorer. Three rewards, each logged on its own:
+verifier and the task family's exact scorer. Four rewards, each weighted and logged on its own:
 
 - ``correct``: the trace reaches the right answer (countdown: with each given number at most once);
 - ``valid``: the share of its lines that pass the verifier's programmatic checks, in order;
@@ -111,6 +111,8 @@ class RLConfig:
         if values.get("scale_rewards", "group") not in ("group", "batch", "none"):
             raise ValueError(f"{where}: field 'scale_rewards' must be group, batch or none, "
                              f"got {values['scale_rewards']!r}")
+        if values.get("state_temperature") is not None and values.get("rollout") != "step":
+            raise ValueError(f"{where}: field 'state_temperature' applies only to rollout: step")
         if values.get("reward_progress", 0.0):
             from dca.reasoning.tasks import get_family
 

@@ -221,7 +221,8 @@ def test_stepwise_grpo_run_raises_the_mean_reward_and_reports_stepwise_greedy(mi
     ("data: [countdown, synthetic]\nrollout: stepwise\n",
      "'rollout': stepwise rollouts need countdown problems .* not synthetic"),
     ("data: [synthetic]\nreward_progress: 0.5\n", "'reward_progress': family synthetic cannot judge"),
-    ("data: [countdown]\nstate_temperature: hot\n", "'state_temperature' must be a number"),
+    ("data: [countdown]\nrollout: step\nstate_temperature: hot\n", "'state_temperature' must be a number"),
+    ("data: [countdown]\nstate_temperature: 0\n", "'state_temperature' applies only to rollout: step"),
 ])
 def test_config_file_errors_name_the_field(tmp_path, text, error):
     bad = tmp_path / "rl.yaml"
