@@ -362,7 +362,9 @@ def step_rollout(judge: TraceJudge, tokenizer: Any, fmt: Any, style: dict[str, b
             model.train(was_training)
         prompt_ids = [encode_prompt(stepwise_prompt(p, q, fmt, style) or "", tokenizer) for p, q in zip(problems, prefixes)]
         completion_ids, env_mask = [], []
-        for move in moves:
+        for move, start in zip(moves, starts):
+            if not move.parts:  # its state could not be run again: TRL cannot score an empty completion
+                raise RuntimeError(f"step rollout: the prefix {start} did not run again")
             ids, mask = _parts_ids(move.parts, tokenizer)
             completion_ids.append(ids[: config.max_new_tokens])
             env_mask.append(mask[: config.max_new_tokens])

@@ -208,3 +208,26 @@ def test_a_grpo_policy_keeps_the_trace_style_of_the_policy_it_started_from(tmp_p
     policy = lambda d: SimpleNamespace(_model_dir=lambda: str(d))  # noqa: E731
     assert trace_style(policy(sft)) == {"needs": True, "left": True}
     assert trace_style(policy(rl)) == {"needs": True, "left": True}
+
+
+def test_a_prefix_is_run_again_with_a_roomy_time_bound_and_new_lines_with_the_default(monkeypatch):
+    """A prefix already ran once: re-running it must not fail on a garbage-collector pause (which
+    ended step rollouts' traces under load); lines the policy writes next keep the default bound."""
+    from dca.reasoning.prompt import PromptFormat
+    from dca.reasoning.steps import Limits
+    from dca.reasoning.tasks import countdown
+
+    problem = next(Countdown(4, 4).problems("dev", n=1))
+    prefix = solve_all(problem.meta["numbers"], problem.answer)[0][:-1]
+    assert prefix
+    made = []
+    real = countdown.TraceState.__init__
+
+    def spy(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        made.append(self.interp.limits.time_limit)
+
+    monkeypatch.setattr(countdown.TraceState, "__init__", spy)
+    text, state = countdown._continue_from(problem, prefix, PromptFormat(), {"needs": True, "left": False})
+    assert made == [10.0] and state.interp.limits == Limits()
+    assert text.count("\n") >= len(prefix)

@@ -351,7 +351,10 @@ def _continue_from(problem: Problem, prefix: Sequence[str], fmt: Any,
     if the prefix has ended (an answer line, or a line that does not run)."""
     from dca.reasoning.prompt import policy_comment, prompt_numbers, render_prompt, to_refs
 
-    state = TraceState(problem.meta["numbers"], problem.answer if style.get("needs") else None, bool(style.get("left")))
+    # the prefix's lines have run once already: a roomy time bound, so that a garbage-collector pause
+    # during a large batch cannot end a trace that is still open (the default bound is for new lines)
+    state = TraceState(problem.meta["numbers"], problem.answer if style.get("needs") else None, bool(style.get("left")),
+                       Limits(time_limit=10.0))
     numbers = prompt_numbers(problem.question, [], fmt) if fmt.refs else []
     text = render_prompt(problem.question, [], [], fmt)
     for line in prefix:
@@ -362,6 +365,7 @@ def _continue_from(problem: Problem, prefix: Sequence[str], fmt: Any,
         if comment is None:
             return None
         text += f"{to_refs(line, numbers) if fmt.refs else line} {policy_comment(comment, numbers, fmt.refs)}\n"
+    state.interp.limits = Limits()
     return text, state
 
 
