@@ -323,7 +323,7 @@ def step_rollout(judge: TraceJudge, tokenizer: Any, fmt: Any, style: dict[str, b
     """GRPO over single moves, as a TRL ``rollout_func`` (``rollout: step``, countdown). For each problem
     the current policy first samples one trace with the interpreter in the loop; the trace is cut after
     a number of lines drawn uniformly among the cuts that still leave the target within reach
-    (``countdown.progress``). The problem's group then shares that state: each sample is one next
+    (``countdown.reachable_lines``). The problem's group then shares that state: each sample is one next
     line from it, and the rewards read the prefix and the line (the extra ``prefix`` column). With
     ``reward_progress`` a move is rewarded for keeping the target reachable, so the advantage lands
     on the move that made the difference; whole-trace rollouts give every line of a trace the same
@@ -378,9 +378,9 @@ def step_rollout(judge: TraceJudge, tokenizer: Any, fmt: Any, style: dict[str, b
 def open_prefix(problem: "Problem", lines: Sequence[str], rng: Any) -> list[str]:
     """The first k lines of a sampled countdown trace, k drawn uniformly among the cuts after which the
     target is still within reach and the trace not yet answered (k = 0: the question alone)."""
-    from dca.reasoning.tasks.countdown import progress
+    from dca.reasoning.tasks.countdown import reachable_lines
 
-    good = round(progress(problem, lines) * len(lines))  # leading lines that keep the target within reach
+    good = reachable_lines(problem, lines)
     return list(lines[:rng.randint(0, max(0, min(good, len(lines) - 1)))])
 
 

@@ -92,42 +92,31 @@ def reachable(values: Sequence[float], target: float) -> bool:
     return float(target).is_integer() and _reachable(whole, int(target))
 
 
-def progress(problem: Problem, lines: Sequence[str]) -> float:
-    """The share of a trace's lines, counted from the first, after which the target is still within
-    reach: a step that uses only operands still unused and leaves the target reachable from what is
-    left (``reachable``), or an answer line that equals it. A right trace scores 1; a trace whose
-    first move already loses the target scores 0. The exact solver's judgement of each step, used
-    as GRPO's step-level reward (``reward_progress``)."""
-    if not lines:
-        return 0.0
-    interp = Interpreter()
-    env: dict[str, Any] = {}
-    pool: dict[str, list[float]] = {}  # operand as written -> its values (a number may be given twice)
-    for x in problem.meta["numbers"]:
-        pool.setdefault(format_value(x), []).append(float(x))
+def reachable_lines(problem: Problem, lines: Sequence[str]) -> int:
+    """How many of a trace's lines, counted from the first, leave the target within reach: a step
+    that uses only operands still unused and after which the target can be made from what is left
+    (``reachable``), or an answer line that equals it."""
+    state = TraceState(problem.meta["numbers"])
     good = 0
     for line in lines:
         try:
-            step = interp.parse(line)
-            value = interp.run(step, env)
+            comment = state.step(line, strict=True)
         except StepError:
             break
-        used = [format_value(x) for x in step.numbers] + sorted(step.names)
-        if any(used.count(u) > len(pool.get(u, ())) for u in set(used)):
-            break  # an operand not given, or already used
-        for u in used:
-            pool[u].pop()
-            if not pool[u]:
-                del pool[u]
-        env[step.target] = value
-        if step.target == "answer":
-            good += bool(values_match(value, problem.answer, rel=1e-9, abs_tol=1e-9))
-            break
-        pool.setdefault(step.target, []).append(value)
-        if not reachable([v for vs in pool.values() for v in vs], problem.answer):
+        if comment is None:  # the answer line
+            return good + bool(values_match(state.env["answer"], problem.answer, rel=1e-9, abs_tol=1e-9))
+        if not reachable(state.values(), problem.answer):
             break
         good += 1
-    return good / len(lines)
+    return good
+
+
+def progress(problem: Problem, lines: Sequence[str]) -> float:
+    """The share of a trace's lines, counted from the first, after which the target is still within
+    reach (``reachable_lines``). A right trace scores 1; a trace whose first move already loses the
+    target scores 0. The exact solver's judgement of each step, used as GRPO's step-level reward
+    (``reward_progress``)."""
+    return reachable_lines(problem, lines) / len(lines) if lines else 0.0
 
 
 def parse_question(text: str) -> tuple[list[int], int] | None:
@@ -177,17 +166,26 @@ class TraceState:
         self.pool = [format_value(x) for x in numbers]
         self.target, self.left = target, left
 
-    def step(self, line: str) -> str | None:
-        """Run one line (``StepError`` if it does not); the comment it gets, None for the answer line."""
+    def step(self, line: str, strict: bool = False) -> str | None:
+        """Run one line (``StepError`` if it does not, and with ``strict`` also if it uses an operand
+        that is not left: a number not given or used up, a step's value already used); the comment
+        it gets, None for the answer line."""
         step = self.interp.parse(line)
+        operands = [format_value(x) for x in step.numbers] + sorted(step.names)
+        if strict and Counter(operands) - Counter(self.pool):
+            raise StepError("name", f"'{line}' uses an operand that is not left ({' '.join(self.pool)})")
         value = self.env[step.target] = self.interp.run(step, self.env)
-        for used in [format_value(x) for x in step.numbers] + sorted(step.names):
+        for used in operands:
             if used in self.pool:
                 self.pool.remove(used)
         if step.target == "answer":
             return None
         self.pool.append(step.target)
         return value_comment(value, self.target) + (f" left {' '.join(self.pool)}" if self.left else "")
+
+    def values(self) -> list[Any]:
+        """The values of the operands still unused."""
+        return [self.env[p] if p in self.env else float(p) for p in self.pool]
 
 
 def with_values(lines: Sequence[str], numbers: Sequence[float] = (), target: float | None = None,
