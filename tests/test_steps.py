@@ -1,9 +1,13 @@
 """The step language: parsing, evaluation, bounds, and rejection of hostile input."""
 from __future__ import annotations
 
+import gc
+import time
+
 import pytest
 
-from dca.reasoning.steps import Interpreter, StepError, evaluate, function_from_callable, parse_step
+from dca.reasoning.steps import (Interpreter, Limits, StepError, evaluate, function_from_callable, gc_time,
+                                 parse_step)
 
 
 def test_trace_evaluates_with_names_and_stated_values():
@@ -52,3 +56,67 @@ def test_registered_tool_is_type_checked():
         interp.run('x = growth("a", 100)')
     with pytest.raises(StepError, match="takes 2 argument"):
         interp.run("x = growth(1)")
+
+
+# ---------------------------------------------------------------- the per-step time bound
+
+def _burn(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+@pytest.fixture(scope="module")
+def big_heap():
+    """Enough live objects that one full collection outlasts the 5 ms bound below many times."""
+    heap = [[i] for i in range(600_000)]
+    yield heap
+    del heap
+
+
+LIMIT = Limits(time_limit=0.005)
+
+
+def test_the_time_bound_counts_the_steps_own_work():
+    def spin() -> float:
+        _burn(LIMIT.time_limit * 4)
+        return 1.0
+
+    interp = Interpreter(limits=LIMIT).with_functions({"spin": function_from_callable(spin)})
+    with pytest.raises(StepError) as exc:
+        interp.run("x = spin() + 1")
+    assert exc.value.kind == "time"
+
+
+def test_a_garbage_collection_during_a_step_is_not_the_steps_time(big_heap):
+    """A collection costs what the whole process holds (a model, a training batch), not what the
+    step does: under load it cut off ordinary steps, so the bound leaves it out."""
+    pauses = []
+
+    def churn() -> float:
+        before = gc_time()
+        gc.collect()
+        pauses.append(gc_time() - before)
+        return 2.0
+
+    interp = Interpreter(limits=LIMIT).with_functions({"churn": function_from_callable(churn)})
+    assert interp.run("x = churn() + 1") == 3
+    assert pauses[0] > 3 * LIMIT.time_limit  # the pause alone would have broken the bound
+
+
+def test_an_untimed_tool_and_its_collections_are_left_out_once(big_heap):
+    """A collection inside an untimed tool is not subtracted twice, which would hide later work."""
+    def fetch() -> float:
+        gc.collect()
+        return 1.0
+
+    def spin() -> float:
+        _burn(LIMIT.time_limit * 3)
+        return 1.0
+
+    interp = Interpreter(limits=LIMIT).with_functions({
+        "fetch": function_from_callable(fetch, timed=False), "spin": function_from_callable(spin)})
+    assert interp.run("x = fetch() + 1") == 2
+    with pytest.raises(StepError) as exc:
+        interp.run("x = fetch() + spin() + 1")
+    assert exc.value.kind == "time"

@@ -11,6 +11,7 @@ operations and operands; the interpreter does the arithmetic (program-aided).
 from __future__ import annotations
 
 import ast
+import gc
 import inspect
 import io
 import keyword
@@ -52,7 +53,7 @@ class Limits:
     max_str: int = 200
     max_args: int = 64
     max_pow_digits: float = 15.0  # |a ** b| may have at most this many digits
-    time_limit: float = 0.1  # seconds of interpreter time per step (tools excluded)
+    time_limit: float = 0.1  # seconds of interpreter time per step (tools and GC pauses excluded)
 
 
 DEFAULT_LIMITS = Limits()
@@ -386,6 +387,32 @@ def parse_trace(text: str, limits: Limits = DEFAULT_LIMITS,
 
 # --------------------------------------------------------------------------- evaluation
 
+# Garbage-collector pauses, per thread. A collection runs in whichever thread's allocation
+# triggered it and its cost grows with everything the process holds (a training batch, a model),
+# not with the step; counting it made the 100 ms bound cut off ordinary steps of a busy process.
+# Python exposes collections only through ``gc.callbacks``, so this small clock is ours: it runs
+# for every collection in the process (two calls of a few hundred nanoseconds each).
+_gc_clock = threading.local()
+
+
+def _on_gc(phase: str, info: dict) -> None:
+    if phase == "start":
+        _gc_clock.started = time.thread_time()
+    else:
+        started = getattr(_gc_clock, "started", None)
+        if started is not None:
+            _gc_clock.total = getattr(_gc_clock, "total", 0.0) + time.thread_time() - started
+            _gc_clock.started = None
+
+
+def gc_time() -> float:
+    """CPU seconds this thread has spent in garbage collections since dca was imported."""
+    return getattr(_gc_clock, "total", 0.0)
+
+
+if _on_gc not in gc.callbacks:
+    gc.callbacks.append(_on_gc)
+
 
 class Interpreter:
     """Evaluates parsed steps over an environment of earlier values, within ``Limits``."""
@@ -412,7 +439,8 @@ class Interpreter:
         if missing:
             raise StepError("name", f"undefined name {missing[0]!r}" +
                             (f" (defined: {', '.join(sorted(env))})" if env else ""))
-        self._clock.deadline = time.thread_time() + self.limits.time_limit
+        # the bound counts this thread's CPU time minus untimed tools and GC pauses
+        self._clock.deadline = time.thread_time() - gc_time() + self.limits.time_limit
         self._clock.tool_time = 0.0
         try:
             value = self._eval(parsed.tree, env)
@@ -440,7 +468,7 @@ class Interpreter:
         return out
 
     def _tick(self) -> None:
-        if time.thread_time() - self._clock.tool_time > self._clock.deadline:
+        if time.thread_time() - gc_time() - self._clock.tool_time > self._clock.deadline:
             raise StepError("time", f"step took longer than {self.limits.time_limit * 1000:.0f} ms")
 
     def _check(self, v: Any) -> Any:
@@ -507,12 +535,12 @@ class Interpreter:
                 raise StepError("call", f"{node.func.id}() is not an allowed function")  # type: ignore[attr-defined]
             args = [self._eval(a, env) for a in node.args]
             fn.check_args(args)
-            t0 = time.thread_time()
+            t0, gc0 = time.thread_time(), gc_time()
             try:
                 out = fn.fn(*args)
             finally:
-                if not fn.timed:
-                    self._clock.tool_time += time.thread_time() - t0
+                if not fn.timed:  # its GC pauses are already left out through gc_time()
+                    self._clock.tool_time += time.thread_time() - t0 - (gc_time() - gc0)
             if isinstance(out, list):
                 return [self._check(v) for v in out]
             if not isinstance(out, (int, float, bool, str)):

@@ -210,24 +210,45 @@ def test_a_grpo_policy_keeps_the_trace_style_of_the_policy_it_started_from(tmp_p
     assert trace_style(policy(rl)) == {"needs": True, "left": True}
 
 
-def test_a_prefix_is_run_again_with_a_roomy_time_bound_and_new_lines_with_the_default(monkeypatch):
-    """A prefix already ran once: re-running it must not fail on a garbage-collector pause (which
-    ended step rollouts' traces under load); lines the policy writes next keep the default bound."""
+def test_a_long_garbage_collection_does_not_end_an_open_prefix():
+    """Under load a collection during a re-run prefix outlasted the 100 ms step bound, the state
+    ended and the step rollout got an empty move; the bound now leaves collections out."""
+    import gc
+    import sys
+    import time
+
     from dca.reasoning.prompt import PromptFormat
-    from dca.reasoning.steps import Limits
+    from dca.reasoning.steps import Interpreter
     from dca.reasoning.tasks import countdown
 
     problem = next(Countdown(4, 4).problems("dev", n=1))
     prefix = solve_all(problem.meta["numbers"], problem.answer)[0][:-1]
     assert prefix
-    made = []
-    real = countdown.TraceState.__init__
+    pauses = []
 
-    def spy(self, *args, **kwargs):
-        real(self, *args, **kwargs)
-        made.append(self.interp.limits.time_limit)
+    def in_a_step() -> bool:
+        frame = sys._getframe()
+        while frame is not None and frame.f_code is not Interpreter._eval.__code__:
+            frame = frame.f_back
+        return frame is not None
 
-    monkeypatch.setattr(countdown.TraceState, "__init__", spy)
-    text, state = countdown._continue_from(problem, prefix, PromptFormat(), {"needs": True, "left": False})
-    assert made == [10.0] and state.interp.limits == Limits()
-    assert text.count("\n") >= len(prefix)
+    def slow_collection(phase, info):  # runs inside dca's own start..stop window of each collection
+        if phase == "start" and len(pauses) < 4 and in_a_step():
+            end = time.thread_time() + 0.15
+            while time.thread_time() < end:
+                pass
+            pauses.append(0.15)
+
+    threshold = gc.get_threshold()
+    gc.callbacks.append(slow_collection)
+    gc.set_threshold(1)  # every allocation collects, so the pauses fall inside the steps
+    try:
+        out = countdown._continue_from(problem, prefix, PromptFormat(), {"needs": True, "left": False})
+    finally:
+        gc.callbacks.remove(slow_collection)
+        gc.set_threshold(*threshold)
+    assert pauses  # each one alone outlasts the 100 ms bound
+    assert out is not None
+    text, state = out
+    assert text.count("\n") >= len(prefix) and len(state.pool) == 4 - len(prefix)
+

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Iterator, Sequence
 
-from dca.reasoning.steps import Interpreter, Limits, StepError, format_value, values_match
+from dca.reasoning.steps import Interpreter, StepError, format_value, values_match
 from dca.reasoning.tasks.base import Problem
 from dca.reasoning.tasks.splits import bucket, check_split
 
@@ -159,9 +159,8 @@ class TraceState:
     (given numbers as written, then step names), from which ``values``/``needs``/``left`` comments
     are written, the same way for training traces and for sampling with the interpreter in the loop."""
 
-    def __init__(self, numbers: Sequence[float], target: float | None = None, left: bool = False,
-                 limits: Limits | None = None):
-        self.interp = Interpreter(limits=limits or Limits())
+    def __init__(self, numbers: Sequence[float], target: float | None = None, left: bool = False):
+        self.interp = Interpreter()
         self.env: dict[str, Any] = {}
         self.pool = [format_value(x) for x in numbers]
         self.target, self.left = target, left
@@ -193,9 +192,7 @@ def with_values(lines: Sequence[str], numbers: Sequence[float] = (), target: flo
     """The trace with each intermediate step's value, as the interpreter computes it, stated in a
     trailing comment (``x1 = 25 + 3 # 28``); with ``target`` also the moves that would finish from
     it (see ``value_comment``), with ``left`` the operands still unused. The answer line is kept."""
-    # the generator's own lines: a roomy time bound, since a garbage-collector pause while tens of
-    # thousands of problems are built can outlast the default 100 ms meant for hostile input
-    state = TraceState(numbers, target, left, Limits(time_limit=10.0))
+    state = TraceState(numbers, target, left)
     out = []
     for line in lines:
         comment = state.step(line)
@@ -349,10 +346,7 @@ def _continue_from(problem: Problem, prefix: Sequence[str], fmt: Any,
     if the prefix has ended (an answer line, or a line that does not run)."""
     from dca.reasoning.prompt import policy_comment, prompt_numbers, render_prompt, to_refs
 
-    # the prefix's lines have run once already: a roomy time bound, so that a garbage-collector pause
-    # during a large batch cannot end a trace that is still open (the default bound is for new lines)
-    state = TraceState(problem.meta["numbers"], problem.answer if style.get("needs") else None, bool(style.get("left")),
-                       Limits(time_limit=10.0))
+    state = TraceState(problem.meta["numbers"], problem.answer if style.get("needs") else None, bool(style.get("left")))
     numbers = prompt_numbers(problem.question, [], fmt) if fmt.refs else []
     text = render_prompt(problem.question, [], [], fmt)
     for line in prefix:
@@ -363,7 +357,6 @@ def _continue_from(problem: Problem, prefix: Sequence[str], fmt: Any,
         if comment is None:
             return None
         text += f"{to_refs(line, numbers) if fmt.refs else line} {policy_comment(comment, numbers, fmt.refs)}\n"
-    state.interp.limits = Limits()
     return text, state
 
 
