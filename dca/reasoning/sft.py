@@ -11,6 +11,7 @@ saved result are ordinary ``transformers`` objects.
 """
 from __future__ import annotations
 
+import bisect
 import json
 import random
 import time
@@ -295,20 +296,33 @@ def epoch_batches(lengths: Sequence[int], batch_tokens: int, seed: int, epoch: i
 
 
 class BatchPlan:
-    """Step -> batch, epoch after epoch, so a resumed run sees exactly the batches it would have."""
+    """Step -> batch, epoch after epoch, so a resumed run sees exactly the batches it would have.
+    Epochs differ in their number of batches (each shuffle packs the windows differently), so a
+    step is located by the epochs' running totals, not by dividing by the first epoch's count."""
 
     def __init__(self, lengths: Sequence[int], batch_tokens: int, seed: int):
         self.lengths, self.batch_tokens, self.seed = list(lengths), batch_tokens, seed
         self._epochs: dict[int, list[list[int]]] = {}
-        self.per_epoch = len(self._epoch(0))
+        self._starts = [0]  # the first step of each epoch located so far
+        self.per_epoch = len(self._epoch(0))  # the first epoch's, as reported in the run's log
 
     def _epoch(self, e: int) -> list[list[int]]:
         if e not in self._epochs:
             self._epochs = {e: epoch_batches(self.lengths, self.batch_tokens, self.seed, e)}
         return self._epochs[e]
 
+    def locate(self, step: int) -> tuple[int, int]:
+        """``(epoch, batch index within it)`` of a step."""
+        e = max(0, bisect.bisect_right(self._starts, step) - 1)
+        while True:
+            if e + 1 == len(self._starts):
+                self._starts.append(self._starts[e] + len(self._epoch(e)))
+            if step < self._starts[e + 1]:
+                return e, step - self._starts[e]
+            e += 1
+
     def __getitem__(self, step: int) -> list[int]:
-        e, i = divmod(step, self.per_epoch)
+        e, i = self.locate(step)
         return self._epoch(e)[i]
 
 

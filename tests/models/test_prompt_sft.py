@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 
 from dca.reasoning.prompt import PromptFormat, clip_fact, policy_example, rank_facts, render_prompt
-from dca.reasoning.sft import SFTConfig, collate, epoch_batches, load_sft_config
+from dca.reasoning.sft import BatchPlan, SFTConfig, collate, epoch_batches, load_sft_config
 from dca.reasoning.tasks.base import Problem
 from dca.types import Evidence
 
@@ -71,6 +72,23 @@ def test_batches_cover_every_example_within_the_token_budget():
     assert all(max(lengths[i] for i in b) * len(b) <= 256 or len(b) == 1 for b in batches)
     assert batches == epoch_batches(lengths, 256, seed=0, epoch=0)
     assert batches != epoch_batches(lengths, 256, seed=0, epoch=1)
+
+
+def test_a_run_longer_than_one_epoch_steps_through_epochs_of_different_sizes():
+    """Each shuffle packs the windows differently, so epochs differ in their number of batches; a
+    step past the first epoch must still land on a batch (it raised IndexError when the plan
+    divided by the first epoch's count), and every epoch must show every example once."""
+    lengths = [random.Random(i).randint(5, 120) for i in range(700)]
+    plan = BatchPlan(lengths, 256, seed=0)
+    sizes = [len(epoch_batches(lengths, 256, seed=0, epoch=e)) for e in range(6)]
+    assert len(set(sizes)) > 1  # the case the plan has to handle
+    steps = [plan[s] for s in range(sum(sizes))]
+    start = 0
+    for e, n in enumerate(sizes):
+        assert steps[start:start + n] == epoch_batches(lengths, 256, seed=0, epoch=e)
+        start += n
+    resumed = BatchPlan(lengths, 256, seed=0)  # a resumed run finds the same batch for a late step
+    assert resumed[sum(sizes) - 1] == steps[-1] and resumed.locate(sizes[0]) == (1, 0)
 
 
 def test_collate_masks_prompt_and_padding():
