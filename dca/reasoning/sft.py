@@ -396,7 +396,7 @@ def train_sft(config: SFTConfig, *, examples: Sequence[Example] | None = None,
     """
     import torch
 
-    from dca.models.registry import load_for_training
+    from dca.models.registry import load_for_training, resolve_model
     from dca.models.tiny import PRESETS, bf16_fast, build_model, count_parameters
     from dca.models.training import (RunLog, cosine_lr, load_checkpoint, rng_state, save_checkpoint,
                                      set_rng_state, set_seed, set_threads)
@@ -419,8 +419,10 @@ def train_sft(config: SFTConfig, *, examples: Sequence[Example] | None = None,
     if config.init in PRESETS:
         tokenizer = _new_tokenizer(_texts(examples), config, out)
         model = build_model(tokenizer, config.init, seed=config.seed)
+        start = None
     else:
         model, tokenizer = load_for_training(config.init)
+        start = resolve_model(config.init)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.train()
@@ -530,6 +532,8 @@ def train_sft(config: SFTConfig, *, examples: Sequence[Example] | None = None,
     summary = {"config": config.to_dict(), "params": n_params, "counts": counts, "examples": len(rows),
                "final_loss": loss_value, "dev_loss": last_dev, "scores": scores, "tokens": tokens_seen,
                "seconds": round(seconds, 1)}
+    if start is not None:  # a fine-tune: where it started (its countdown comment style follows from there)
+        summary["start"] = start
     model_dir = _save(model, tokenizer, out, summary, config.prompt_format if config.kind == "policy" else None)
     tok_rate = [r["tok_s"] for r in log.records if "tok_s" in r]
     return SFTResult(model_dir=model_dir, steps=config.steps, final_loss=loss_value, dev_loss=last_dev,

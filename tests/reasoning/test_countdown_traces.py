@@ -2,6 +2,7 @@
 intermediate values, and sampling with the interpreter's values in the context."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -193,7 +194,6 @@ def test_sources_of_one_family_and_split_are_counted_together_unless_options_tel
 def test_a_grpo_policy_keeps_the_trace_style_of_the_policy_it_started_from(tmp_path):
     """GRPO records its own data (no comment options) and the model it started from; stepwise
     sampling must still write the comments that start model was trained on."""
-    import json
     from types import SimpleNamespace
 
     from dca.reasoning.tasks.countdown import trace_style
@@ -252,3 +252,21 @@ def test_a_long_garbage_collection_does_not_end_an_open_prefix():
     text, state = out
     assert text.count("\n") >= len(prefix) and len(state.pool) == 4 - len(prefix)
 
+
+
+def test_a_fine_tuned_policy_keeps_the_trace_style_of_the_policy_it_started_from(tmp_path):
+    """Fine-tuning a countdown policy on given pairs (its own solved traces, say) records no countdown
+    data of its own; stepwise sampling must still write the comments the start policy learned."""
+    from dca.reasoning.sft import DataSource, train_sft
+    from dca.reasoning.tasks.countdown import trace_style
+    from helpers_models import tiny_sft_config
+
+    options = {"min_numbers": 3, "max_numbers": 3, "needs": True, "left": True}
+    base = train_sft(tiny_sft_config(tmp_path / "base", steps=4, comments=True,
+                                     data=[DataSource("countdown", "train", n=40, options=options)]),
+                     progress=False).model_dir
+    pairs = [("Question: reach 10 with 4, 6.\nSteps:\n", "answer = 4 + 6\n")] * 8
+    tuned = train_sft(tiny_sft_config(tmp_path / "tuned", init=str(base), steps=2, comments=True),
+                      examples=pairs, dev_examples=[], progress=False).model_dir
+    assert json.loads((tuned / "dca_training.json").read_text())["start"] == str(base)
+    assert trace_style(str(base)) == trace_style(str(tuned)) == {"needs": True, "left": True}

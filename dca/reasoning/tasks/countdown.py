@@ -437,7 +437,8 @@ def sample_with_values(policy: Any, problem: Problem, n: int = 64, temperature: 
 
 def _countdown_options(policy: Any) -> list[dict[str, Any]]:
     """The options of the countdown data the policy (an ``LMPolicy`` or a model directory) was trained
-    on, per its ``dca_training.json``; a GRPO policy's are those of the policy it started from."""
+    on, per its ``dca_training.json``; a GRPO policy's are those of the policy it started from, and so
+    are those of a fine-tune whose own data has no countdown."""
     import json
     from pathlib import Path
 
@@ -445,15 +446,16 @@ def _countdown_options(policy: Any) -> list[dict[str, Any]]:
         directory = str(policy)
     else:
         directory = policy._model_dir() if hasattr(policy, "_model_dir") else None
-    record: dict = {}
+    options: list[dict[str, Any]] = []
     for _ in range(8):  # GRPO from GRPO from ... an SFT run
         path = Path(directory or "", "dca_training.json")
         record = json.loads(path.read_text()) if directory and path.exists() else {}
-        if record.get("kind") != "grpo" or not record.get("start"):
+        sources = record.get("config", {}).get("data", []) if record.get("kind") != "grpo" else []
+        options = [s.get("options") or {} for s in sources if s.get("family") == "countdown"]
+        if options or not record.get("start"):
             break
         directory = record["start"]
-    sources = record.get("config", {}).get("data", [])
-    return [s.get("options") or {} for s in sources if s.get("family") == "countdown"]
+    return options
 
 
 def trace_style(policy: Any) -> dict[str, bool]:
