@@ -7,6 +7,8 @@ Sections (``--sections`` picks some):
 - rl: held-out greedy accuracy of the SFT policy vs SFT+GRPO, synthetic (held-out templates) and countdown;
 - rl_recipe (asked for by name): the same for a GRPO recipe (``--rl-recipe``, default
   configs/train_rl_countdown.yaml: countdown with 4 numbers from ``dca:countdown-reasoner``);
+- rl_ei (asked for by name): expert iteration from the step recipe's policy on its training problems
+  (sample 8 traces each, fine-tune on the right ones), the simpler RL baseline GRPO is compared with;
 - scaling: accuracy against policy samples (1..64) per search strategy, on the same problems;
 - search4: the same on countdown with 4 numbers, for ``dca:countdown-reasoner`` sampling with the
   interpreter in the loop and ``dca:countdown-scorer``, trained on its rollouts
@@ -20,8 +22,8 @@ The start policy is ``dca:tiny-reasoner`` (``--policy``); GRPO settings come fro
 each setting trains in its own resumable directory. ``--search-policy`` picks the policy the search
 sections use (default: the GRPO result). Sections not run keep their last results in the JSON.
 Baselines are measured in the same run (the SFT policy before GRPO; majority vote at equal samples).
-Writes bench/out/reasoning.json, reasoning.txt, reasoning_rl.png, reasoning_scaling.png and
-reasoning_search4.png.
+Writes bench/out/reasoning.json, reasoning.txt, reasoning_rl.png, reasoning_rl_gain.png,
+reasoning_scaling.png and reasoning_search4.png.
 """
 from __future__ import annotations
 
@@ -95,6 +97,77 @@ def rl_recipe_section(recipe: str, work: Path, threads: int) -> dict:
                                          "reward_progress": config.reward_progress})
     out["eval_n"] = config.eval_n
     return out
+
+
+def rl_ei_section(work: Path, threads: int, eval_n: int, recipe: str = "configs/train_rl_countdown_step.yaml",
+                  samples: int = 8, temperature: float = 1.0, steps: int = 300, lr: float = 1e-3) -> dict:
+    """Expert iteration, the simplest RL with a verifiable reward and the baseline GRPO has to beat:
+    from the recipe's start policy, sample ``samples`` traces per training problem of the recipe (the
+    interpreter in the loop), keep one right trace per solved problem, fine-tune on them with dca's SFT,
+    and measure greedy accuracy on the recipe's dev problems before and after, as GRPO is measured."""
+    import dataclasses
+
+    import torch
+    from rich.progress import track
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from dca.models.registry import resolve_model
+    from dca.reasoning.prompt import load_format, policy_example
+    from dca.reasoning.rl import evaluate_greedy, load_rl_config
+    from dca.reasoning.sft import SFTConfig, source_problems, train_sft
+    from dca.reasoning.tasks import get_family
+    from dca.reasoning.tasks.countdown import stepwise_traces, trace_style, with_values
+
+    config = load_rl_config(ROOT / recipe)
+    config.eval_n = eval_n
+    start = resolve_model(config.policy)
+    fmt, style = load_format(start), trace_style(start)
+    tokenizer = AutoTokenizer.from_pretrained(start, local_files_only=True)
+    out = work / f"ei-{Path(recipe).stem}-k{samples}"
+    kept_path = out / "kept.json"
+    t0 = time.perf_counter()
+    if kept_path.exists():  # resumable: the sampling is the long part
+        kept = json.loads(kept_path.read_text())
+    else:
+        model = AutoModelForCausalLM.from_pretrained(start, dtype=torch.float32, local_files_only=True).eval()
+        kept = {"pairs": [], "problems": 0, "solved": 0}
+        problems = [p for source in config.data for p in source_problems(source)]
+        family = get_family(problems[0].family)
+        for i in track(range(0, len(problems), 32), description=f"sampling {samples} traces per problem"):
+            chunk = problems[i:i + 32]
+            with torch.no_grad():
+                traces = stepwise_traces(model, tokenizer, fmt, [p for p in chunk for _ in range(samples)], style=style,
+                                         temperature=temperature, seed=i, max_new_tokens=48)
+            for j, p in enumerate(chunk):
+                right = next((t.lines for t in traces[j * samples:(j + 1) * samples] if family.score(p, t.lines)), None)
+                if right is None:
+                    continue
+                kept["solved"] += 1
+                gold = with_values(right, p.meta["numbers"], p.answer if style.get("needs") else None,
+                                   bool(style.get("left")))
+                pair = policy_example(dataclasses.replace(p, gold=gold), fmt)
+                if pair is not None:
+                    kept["pairs"].append(list(pair))
+        kept["problems"] = len(problems)
+        kept["sample_seconds"] = round(time.perf_counter() - t0, 1)
+        out.mkdir(parents=True, exist_ok=True)
+        kept_path.write_text(json.dumps(kept))
+    sft = SFTConfig(init=start, comments=fmt.comments, steps=steps, batch_tokens=4096, lr=lr, min_lr=lr / 10,
+                    warmup=10, max_len=256, eval_every=0, checkpoint_every=100, log_every=50, eval_n=0,
+                    threads=threads, out_dir=str(out), seed=0)
+    result = train_sft(sft, examples=[tuple(p) for p in kept["pairs"]], dev_examples=[])
+    measured = {}
+    for name, where in (("before", start), ("after", result.model_dir)):
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32, local_files_only=True).eval()
+        measured[name] = evaluate_greedy(model, tokenizer, config, fmt, style)
+    before, after = measured["before"], measured["after"]
+    return {"model": str(result.model_dir), "before": before, "after": after, "eval_n": eval_n,
+            "gain_points": {k: round(100 * (after[k] - before[k]), 1) for k in after},
+            "settings": {"recipe": recipe, "policy": config.policy, "samples": samples, "temperature": temperature,
+                         "steps": steps, "lr": lr},
+            "problems": kept["problems"], "solved": kept["solved"], "pairs": len(kept["pairs"]),
+            "sample_minutes": round(kept.get("sample_seconds", 0) / 60, 1),
+            "train_minutes": round(result.seconds / 60, 1)}
 
 
 def _rl_report(result, settings: dict) -> dict:
@@ -300,6 +373,25 @@ def plot(report: dict) -> None:
         fig.tight_layout()
         fig.savefig(OUT / "reasoning_rl.png", dpi=100)
         plt.close(fig)
+    gains = {label: report[key] for key, label in (("rl_recipe", "GRPO (rl_recipe)"), ("rl_ei", "expert iteration"))
+             if report.get(key, {}).get("after")}
+    if gains:  # greedy accuracy from the same start policy, on the same dev problems
+        fig, ax = plt.subplots(figsize=(7, 4))
+        sets = sorted({k for run in gains.values() for k in run["after"]})
+        width = 0.8 / (len(gains) + 1)
+        first = next(iter(gains.values()))
+        ax.bar([i for i in range(len(sets))], [first["before"].get(k, 0) for k in sets], width, label="SFT (start)")
+        for j, (label, run) in enumerate(gains.items(), start=1):
+            ax.bar([i + j * width for i in range(len(sets))], [run["after"].get(k, 0) for k in sets], width,
+                   label=f"after {label}")
+        ax.set_xticks([i + width * len(gains) / 2 for i in range(len(sets))], sets, fontsize=8)
+        ax.set_ylabel("greedy accuracy")
+        ax.set_title("RL from the same policy: GRPO vs expert iteration")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3, axis="y")
+        fig.tight_layout()
+        fig.savefig(OUT / "reasoning_rl_gain.png", dpi=100)
+        plt.close(fig)
     for key, title in CURVES.items():
         sc = report.get(key)
         if not sc:
@@ -321,9 +413,9 @@ def plot(report: dict) -> None:
         plt.close(fig)
 
 
-def _gain_rows(rl: dict) -> list[str]:
-    """Greedy accuracy per dev set before and after a GRPO run (``_rl_report``)."""
-    rows = [f"{'set':<44}{'SFT':>8}{'SFT+GRPO':>10}{'points':>8}"]
+def _gain_rows(rl: dict, trained: str = "SFT+GRPO") -> list[str]:
+    """Greedy accuracy per dev set before and after a GRPO run (``_rl_report``) or expert iteration."""
+    rows = [f"{'set':<44}{'SFT':>8}{trained:>10}{'points':>8}"]
     for k, after in rl["after"].items():
         rows.append(f"{k:<44}{rl['before'].get(k, 0):>8.1%}{after:>10.1%}{rl['gain_points'][k]:>+8.1f}")
     return rows
@@ -345,6 +437,14 @@ def table(report: dict) -> str:
         rows.append(f"\nRL recipe {rr['settings'].get('recipe')} (GRPO {rr['steps']} steps, {rr['minutes']} min, "
                     f"from {rr['settings'].get('policy')}): greedy accuracy on {rr.get('eval_n', '?')} dev problems")
         rows.extend(_gain_rows(rr))
+    if "rl_ei" in report:
+        ei = report["rl_ei"]
+        st = ei["settings"]
+        rows.append(f"\nexpert iteration from {st['policy']} ({st['samples']} samples per problem at T {st['temperature']:g}: "
+                    f"{ei['solved']} of {ei['problems']} training problems solved, {ei['sample_minutes']} min; "
+                    f"fine-tuned on one right trace each, {st['steps']} steps at lr {st['lr']:g}, {ei['train_minutes']} min): "
+                    f"greedy accuracy on {ei['eval_n']} dev problems")
+        rows.extend(_gain_rows(ei, "SFT+EI"))
     for key, title in CURVES.items():
         if key in report:
             sc = report[key]
@@ -385,7 +485,8 @@ def main() -> int:
     ap.add_argument("--full", action="store_true", help="the issue's sizes (default: quick)")
     ap.add_argument("--policy", default="dca:tiny-reasoner", help="the SFT policy to start from")
     ap.add_argument("--sections", default="rl,scaling,countdown4,gsm8k,throughput",
-                    help="comma-separated; also rl_recipe (~15 min on 2 cores) and search4, not in the default")
+                    help="comma-separated; also rl_recipe (~25 min on 2 cores), rl_ei (~10 min) and search4, "
+                         "not in the default")
     ap.add_argument("--rl-recipe", default="configs/train_rl_countdown.yaml", help="the rl_recipe section's YAML")
     ap.add_argument("--rl-steps", type=int, help="GRPO steps (default: 40 quick, 300 full); a rerun resumes")
     ap.add_argument("--eval-n", type=int, help="held-out problems per set for greedy accuracy (default: 40 quick)")
@@ -462,6 +563,9 @@ def main() -> int:
     if "rl_recipe" in sections:
         report["rl_recipe"] = rl_recipe_section(args.rl_recipe, work, args.threads)
         save()
+    if "rl_ei" in sections:
+        report["rl_ei"] = rl_ei_section(work, args.threads, size["eval_n"])
+        save()
     trained = args.search_policy or trained
     report["searched_policy"] = trained
     if "countdown4" in sections:
@@ -487,7 +591,7 @@ def main() -> int:
     text = table(report)
     print(text)
     (OUT / "reasoning.txt").write_text(text + "\n")
-    print(f"\nwrote {path} and its PNGs (reasoning_rl, reasoning_scaling, reasoning_search4) in {OUT}")
+    print(f"\nwrote {path} and its PNGs (reasoning_rl, reasoning_rl_gain, reasoning_scaling, reasoning_search4) in {OUT}")
     return 0
 
 

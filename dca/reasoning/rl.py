@@ -257,7 +257,7 @@ def _problems(sources: Sequence[DataSource]) -> list["Problem"]:
     return out
 
 
-def _evaluate(model: Any, tokenizer: Any, config: RLConfig, fmt: Any, style: dict[str, bool]) -> dict[str, float]:
+def evaluate_greedy(model: Any, tokenizer: Any, config: RLConfig, fmt: Any, style: dict[str, bool]) -> dict[str, float]:
     """Greedy accuracy per dev source (``evaluate_policy``: interpreter + exact family scorer); with
     stepwise rollouts also greedy with the interpreter in the loop (``<source> stepwise``)."""
     from dca.reasoning.policy import evaluate_policy
@@ -452,7 +452,7 @@ def train_rl(config: RLConfig, *, progress: bool = True) -> RLResult:
     from dca.reasoning.tasks.countdown import trace_style
 
     style = trace_style(path) if local else {}
-    before = _evaluate(model, tokenizer, config, fmt, style) if start == 0 else {}
+    before = evaluate_greedy(model, tokenizer, config, fmt, style) if start == 0 else {}
     log = RunLog(out, config.steps, start=start, progress=progress, title=f"grpo ({Path(path).name})")
     if start == 0:
         log.log(-1, problems=len(problems), **{f"dev_{k}": v for k, v in before.items()})
@@ -508,7 +508,7 @@ def train_rl(config: RLConfig, *, progress: bool = True) -> RLResult:
 
     model = trainer.model
     model.eval()
-    after = _evaluate(model, tokenizer, config, fmt, style)
+    after = evaluate_greedy(model, tokenizer, config, fmt, style)
     if after:
         log.log(config.steps, **{f"dev_{k}": v for k, v in after.items()})
     seconds = time.perf_counter() - t0
