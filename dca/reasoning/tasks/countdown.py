@@ -450,9 +450,10 @@ def _countdown_options(policy: Any) -> list[dict[str, Any]]:
     for _ in range(8):  # GRPO from GRPO from ... an SFT run
         path = Path(directory or "", "dca_training.json")
         record = json.loads(path.read_text()) if directory and path.exists() else {}
-        sources = record.get("config", {}).get("data", []) if record.get("kind") != "grpo" else []
+        sources = record.get("config", {}).get("data", [])
         options = [s.get("options") or {} for s in sources if s.get("family") == "countdown"]
-        if options or not record.get("start"):
+        # GRPO's data are its prompts (no comment options); a fine-tune's count only if it has countdown
+        if not record.get("start") or (options and record.get("kind") != "grpo"):
             break
         directory = record["start"]
     return options
