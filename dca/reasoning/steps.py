@@ -410,6 +410,11 @@ def gc_time() -> float:
     return getattr(_gc_clock, "total", 0.0)
 
 
+def _step_clock() -> float:
+    """The clock the per-step bound reads: this thread's CPU time without its GC pauses."""
+    return time.thread_time() - gc_time()
+
+
 if _on_gc not in gc.callbacks:
     gc.callbacks.append(_on_gc)
 
@@ -439,8 +444,7 @@ class Interpreter:
         if missing:
             raise StepError("name", f"undefined name {missing[0]!r}" +
                             (f" (defined: {', '.join(sorted(env))})" if env else ""))
-        # the bound counts this thread's CPU time minus untimed tools and GC pauses
-        self._clock.deadline = time.thread_time() - gc_time() + self.limits.time_limit
+        self._clock.deadline = _step_clock() + self.limits.time_limit  # untimed tools are subtracted as they run
         self._clock.tool_time = 0.0
         try:
             value = self._eval(parsed.tree, env)
@@ -468,7 +472,7 @@ class Interpreter:
         return out
 
     def _tick(self) -> None:
-        if time.thread_time() - gc_time() - self._clock.tool_time > self._clock.deadline:
+        if _step_clock() - self._clock.tool_time > self._clock.deadline:
             raise StepError("time", f"step took longer than {self.limits.time_limit * 1000:.0f} ms")
 
     def _check(self, v: Any) -> Any:
@@ -535,12 +539,12 @@ class Interpreter:
                 raise StepError("call", f"{node.func.id}() is not an allowed function")  # type: ignore[attr-defined]
             args = [self._eval(a, env) for a in node.args]
             fn.check_args(args)
-            t0, gc0 = time.thread_time(), gc_time()
+            t0 = _step_clock()
             try:
                 out = fn.fn(*args)
             finally:
-                if not fn.timed:  # its GC pauses are already left out through gc_time()
-                    self._clock.tool_time += time.thread_time() - t0 - (gc_time() - gc0)
+                if not fn.timed:
+                    self._clock.tool_time += _step_clock() - t0
             if isinstance(out, list):
                 return [self._check(v) for v in out]
             if not isinstance(out, (int, float, bool, str)):
