@@ -114,7 +114,7 @@ def rl_ei_section(work: Path, threads: int, eval_n: int, recipe: str = "configs/
     from dca.models.registry import resolve_model
     from dca.reasoning.prompt import load_format, policy_example
     from dca.reasoning.rl import evaluate_greedy, load_rl_config
-    from dca.reasoning.sft import SFTConfig, source_problems, train_sft
+    from dca.reasoning.sft import SFTConfig, mix_problems, train_sft
     from dca.reasoning.tasks import get_family
     from dca.reasoning.tasks.countdown import stepwise_traces, trace_style, with_values
 
@@ -131,7 +131,7 @@ def rl_ei_section(work: Path, threads: int, eval_n: int, recipe: str = "configs/
     else:
         model = AutoModelForCausalLM.from_pretrained(start, dtype=torch.float32, local_files_only=True).eval()
         kept = {"pairs": [], "problems": 0, "solved": 0}
-        problems = [p for source in config.data for p in source_problems(source)]
+        problems = mix_problems(config.data)
         family = get_family(problems[0].family)
         for i in track(range(0, len(problems), 32), description=f"sampling {samples} traces per problem"):
             chunk = problems[i:i + 32]

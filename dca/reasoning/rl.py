@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from dca.reasoning.sft import DataSource, source_key
+from dca.reasoning.sft import DataSource, mix_problems, source_key
 
 if TYPE_CHECKING:  # pragma: no cover
     from dca.reasoning.tasks.base import Problem
@@ -248,15 +248,6 @@ class RLResult:
     seconds: float
 
 
-def _problems(sources: Sequence[DataSource]) -> list["Problem"]:
-    from dca.reasoning.sft import source_problems
-
-    out = []
-    for s in sources:
-        out.extend(source_problems(s) * max(1, s.repeat))
-    return out
-
-
 def evaluate_greedy(model: Any, tokenizer: Any, config: RLConfig, fmt: Any, style: dict[str, bool]) -> dict[str, float]:
     """Greedy accuracy per dev source (``evaluate_policy``: interpreter + exact family scorer); with
     stepwise rollouts also greedy with the interpreter in the loop (``<source> stepwise``)."""
@@ -443,7 +434,7 @@ def train_rl(config: RLConfig, *, progress: bool = True) -> RLResult:
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True,
                                                  local_files_only=local)
 
-    problems = _problems(config.data)
+    problems = mix_problems(config.data)
     if not problems:
         raise ValueError(f"RL: the data mix gave no problems (sources: {', '.join(s.family for s in config.data)})")
     judge = TraceJudge(problems, fmt)

@@ -217,6 +217,11 @@ def source_problems(source: DataSource) -> list[Any]:
     return list(family.problems(source.split, n=source.n, seed=source.seed))
 
 
+def mix_problems(sources: Sequence[DataSource]) -> list[Any]:
+    """The problems of a data mix, each source's taken ``repeat`` times (as its examples are)."""
+    return [p for s in sources for p in source_problems(s) * max(1, s.repeat)]
+
+
 def source_key(source: DataSource, taken: Any = ()) -> str:
     """``family/split``, with the family options appended when another source already has that name
     (countdown-3 and countdown-4 dev sets are both ``countdown/dev``)."""
