@@ -157,6 +157,40 @@ def _read_header(header: list[list[str]], ncols: int) -> _Header:
     return out
 
 
+def _context(head: _Header) -> str:
+    """What a row's fact ends with: the captions and the scale, ``" (Fiscal 2019; in millions)"``."""
+    context = list(head.captions)
+    if head.scale and not head.scale_in_text:
+        context.append(f"{head.currency} {_SCALE_TEXT[head.scale]}".strip())
+    return f" ({'; '.join(context)})" if context else ""
+
+
+def _header_blocks(grid: list[list[str]], start: int) -> dict[int, list[int]]:
+    """Rows from ``start`` on that head what follows rather than hold data (no row label, some
+    text, no data number), by their first row. One alone with a single filled cell is a section
+    title in column 1 ("Balance Sheet Data:"); two or more in a row are a new header block (a table
+    that stacks a "Fiscal 2019" and a "Fiscal 2018" half, each under its own headers). A lone row
+    of several text cells (dates, "1:1") stays data."""
+    like = [i for i in range(start, len(grid)) if not grid[i][0] and any(grid[i][1:])
+            and not any(_is_value(c) for c in grid[i][1:])]
+    runs: list[list[int]] = []
+    for i in like:
+        if runs and runs[-1][-1] == i - 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return {run[0]: run for run in runs if len(run) > 1 or sum(bool(c) for c in grid[run[0]][1:]) == 1}
+
+
+def _restart(old: _Header, new: _Header) -> _Header:
+    """The header under a new header block: its columns (the old one's where it names none) and
+    captions; the scale the table declared stays unless the block declares its own."""
+    new.columns = [n or o for n, o in zip(new.columns, old.columns)]
+    if not new.scale:
+        new.scale, new.currency, new.scale_in_text = old.scale, old.currency, old.scale_in_text
+    return new
+
+
 def table_to_facts(rows: list[list[str]], *, title: str = "", source: str = "", scale_hint: str = "",
                    header_rows: int | None = None, id_prefix: str = "") -> list[Fact]:
     """One ``Fact`` per data row: ``"label: column = value; ... (caption; in millions)"``.
@@ -173,10 +207,7 @@ def table_to_facts(rows: list[list[str]], *, title: str = "", source: str = "", 
     head = _read_header(grid[:h], ncols)
     if not head.scale and scale_hint:
         head.scale, head.currency, _ = find_scale(scale_hint)
-    context = list(head.captions)
-    if head.scale and not head.scale_in_text:
-        context.append(f"{head.currency} {_SCALE_TEXT[head.scale]}".strip())
-    tail = f" ({'; '.join(context)})" if context else ""
+    tail = _context(head)
     prefix = id_prefix or source or "table-" + hashlib.sha1(repr((title, rows)).encode()).hexdigest()[:12]
     lead = f"{clean_cell(title)} — " if title else ""
 
@@ -188,8 +219,19 @@ def table_to_facts(rows: list[list[str]], *, title: str = "", source: str = "", 
                 "kind": "table_row", "row": i, "source": source, "scale": head.scale, "label": grid[i][0],
                 "section": "", "columns": "", "caption": "", "title": title, "header": True}))
     section = ""
+    blocks = _header_blocks(grid, h)
+    inside = {j for block in blocks.values() for j in block}
     for i in range(h, len(grid)):
         label, values = grid[i][0].rstrip(": "), grid[i][1:]
+        if i in blocks:
+            block = [grid[j] for j in blocks[i]]
+            if len(block) == 1:  # a section title in column 1
+                section = next(v for v in values if v).rstrip(": ")
+                continue
+            head = _restart(head, _read_header(block, ncols))
+            tail, section = _context(head), ""
+        if i in inside:
+            continue
         if not any(values):
             section = label
             continue

@@ -1,6 +1,8 @@
 """Table rows become facts that keep their headers and scale; FinQA/TAT-QA keep their gold keys."""
 from __future__ import annotations
 
+import pytest
+
 from dca.numbers import find_numbers
 from retrieval.records import finqa_facts, tatqa_facts
 from retrieval.tables import caption_scale, clean_cell, count_header_rows, find_scale, table_to_facts
@@ -47,6 +49,41 @@ def test_scale_row_and_section_rows():
     assert facts[1].metadata["section"] == "Industrial Solutions"
     assert facts[1].metadata["row"] == 6
 
+
+
+def test_stacked_halves_each_keep_their_own_headers():
+    rows = [  # a quarterly table whose second half repeats the headers for another year
+        ["", "", "", "Fiscal 2019", ""],
+        ["", "First", "Second", "Third", ""],
+        ["", "Quarter", "Quarter", "Quarter", "Total"],
+        ["Revenues", "$ 94,888", "$ 96,037", "$ 88,495", "$279,420"],
+        ["", "", "", "Fiscal 2018", ""],
+        ["", "First", "Second", "Third", ""],
+        ["", "Quarter", "Quarter", "Quarter", "Total"],
+        ["Revenues", "$88,081", "$89,767", "$93,669", "$271,517"],
+        ["", "Balance Sheet Data:", "", "", ""],
+        ["Working capital", "27,756", "57,035", "50,995", "47,105"],
+        ["", "11/4/2024", "8/12/2023", "", ""],  # a row of dates is data, not a header
+    ]
+    facts = table_to_facts(rows)
+    assert [f.metadata["row"] for f in facts] == [3, 7, 9, 10]
+    assert "; Third Quarter = $88,495;" in facts[0].text and facts[0].text.endswith("(Fiscal 2019)")
+    assert facts[1].text.startswith("Revenues: First Quarter = $88,081; Second Quarter = $89,767; "
+                                    "Third Quarter = $93,669;") and facts[1].text.endswith("(Fiscal 2018)")
+    assert facts[1].metadata["caption"] == "Fiscal 2018"
+    assert facts[2].metadata["section"] == "Balance Sheet Data"
+    assert facts[2].text.startswith("Balance Sheet Data — Working capital: First Quarter = 27,756")
+    assert facts[3].text.startswith("Balance Sheet Data: First Quarter = 11/4/2024")
+
+
+def test_stacked_halves_on_a_real_record(tatqa_docs):
+    doc = next((d for d in tatqa_docs if d["table"]["uid"].startswith("073a0021")), None)
+    if doc is None:
+        pytest.skip("the TAT-QA record with a stacked quarterly table is not in this copy of the data")
+    by_row = {f.metadata["row"]: f for f in table_to_facts(doc["table"]["table"])}
+    assert "Third Quarter = $88,495" in by_row[3].text and by_row[3].text.endswith("(Fiscal 2019)")
+    assert "Third Quarter = $93,669" in by_row[11].text and by_row[11].text.endswith("(Fiscal 2018)")
+    assert not {8, 9, 10} & set(by_row)  # the second header block is no fact of its own
 
 def test_spanning_upper_headers_fill_right():
     rows = [
