@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from dca.reasoning.sft import DataSource
+from dca.reasoning.sft import DataSource, mix_problems
 from dca.types import Step, Value
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -422,7 +422,8 @@ def label_problems(problems: Sequence["Problem"], policy: Any, path: Path, *, sa
                    temperature: float, seed: int, corruptions: int, gold: bool, progress: bool = True,
                    title: str = "labelling") -> list[Labeled]:
     """Label every problem, appending to ``path`` (JSONL, one problem per line) so that a killed run
-    resumes after the last problem it finished."""
+    resumes after the last problem it finished. A problem listed twice (a source's ``repeat``) is
+    labelled once and its labels are returned once per listing, as SFT repeats its examples."""
     from dca.reasoning.search import Sampler, TraceChecker
     from dca.reasoning.tasks import get_family
 
@@ -440,9 +441,10 @@ def label_problems(problems: Sequence["Problem"], policy: Any, path: Path, *, sa
     families: dict[str, Any] = {}
     from dca.progress import ProgressBar
 
-    with ProgressBar(len(problems), title, enabled=progress, completed=len(done)) as bar:
+    unique = list({p.id: p for p in problems}.values())
+    with ProgressBar(len(unique), title, enabled=progress, completed=sum(p.id in done for p in unique)) as bar:
         with path.open("a") as f:
-            for k, p in enumerate(problems):
+            for k, p in enumerate(unique):
                 if p.id in done:
                     continue
                 fam = families.setdefault(p.family, get_family(p.family))
@@ -454,15 +456,6 @@ def label_problems(problems: Sequence["Problem"], policy: Any, path: Path, *, sa
                 f.flush()
                 bar.advance()
     return [x for p in problems for x in done.get(p.id, [])]
-
-
-def _problems(sources: Sequence[DataSource]) -> list["Problem"]:
-    from dca.reasoning.sft import source_problems
-
-    out = []
-    for s in sources:
-        out.extend(source_problems(s))
-    return out
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -612,10 +605,10 @@ def train_scorer(config: ScorerConfig, *, labels: Sequence[Labeled] | None = Non
         common = dict(samples=config.samples, rollouts=config.rollouts, temperature=config.temperature,
                       seed=config.seed, corruptions=config.corruptions, gold=config.gold, progress=progress)
         if labels is None:
-            labels = label_problems(_problems(config.data), policy, out / "labels.jsonl", title="labelling train",
+            labels = label_problems(mix_problems(config.data), policy, out / "labels.jsonl", title="labelling train",
                                     **common)
         if dev_labels is None and config.dev:
-            dev_labels = label_problems(_problems(config.dev), policy, out / "dev_labels.jsonl",
+            dev_labels = label_problems(mix_problems(config.dev), policy, out / "dev_labels.jsonl",
                                         title="labelling dev", **common)
     dev_labels = list(dev_labels or [])
     labels = list(labels)

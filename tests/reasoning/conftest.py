@@ -9,8 +9,8 @@ def scorer_run(micro_models, tmp_path_factory) -> dict:
     """Labels from the micro policy's rollouts and a scorer (a classification head on the micro
     policy's backbone) trained on them for a few seconds: ``{"labels", "path", "result"}``."""
     from dca.reasoning.policy import LMPolicy
-    from dca.reasoning.scorer import ScorerConfig, _problems, label_problems, train_scorer
-    from dca.reasoning.sft import DataSource
+    from dca.reasoning.scorer import ScorerConfig, label_problems, train_scorer
+    from dca.reasoning.sft import DataSource, mix_problems
 
     out = tmp_path_factory.mktemp("scorer")
     config = ScorerConfig(policy=micro_models["policy"], base=micro_models["policy"],
@@ -18,7 +18,7 @@ def scorer_run(micro_models, tmp_path_factory) -> dict:
                                 DataSource("countdown", "train", n=10)],
                           samples=4, rollouts=2, epochs=3, batch_size=16, lr=2e-3, max_length=128, threads=1,
                           out_dir=str(out), checkpoint_every=1000, eval_every=0, log_every=5)
-    labels = label_problems(_problems(config.data), LMPolicy(micro_models["policy"], threads=1),
+    labels = label_problems(mix_problems(config.data), LMPolicy(micro_models["policy"], threads=1),
                             out / "labels.jsonl", samples=4, rollouts=2, temperature=1.0, seed=0, corruptions=2,
                             gold=True, progress=False)
     result = train_scorer(config, labels=labels, dev_labels=[], progress=False)

@@ -168,3 +168,21 @@ def test_a_pair_too_long_for_the_scorer_keeps_the_step_being_judged(scorer_run):
     assert len(full) > len(ids) == scorer.model.max_length  # the pair was cut
     tail = tok.decode(ids[-40:]).replace(" ", "")
     assert "answer=977*313=>305801" in tail, tail
+
+
+def test_a_repeated_source_is_labelled_once_and_weighs_its_repeat(micro_models, tmp_path):
+    from dca.reasoning.scorer import ScorerConfig, train_scorer
+    from dca.reasoning.sft import DataSource
+
+    config = ScorerConfig(policy=micro_models["policy"], base=micro_models["policy"],
+                          data=[DataSource("synthetic", "train", n=2, options={"max_steps": 2}),
+                                DataSource("countdown", "train", n=2, repeat=3)],
+                          samples=2, rollouts=1, corruptions=1, epochs=1, batch_size=16, max_length=96, threads=1,
+                          out_dir=str(tmp_path), checkpoint_every=1000, eval_every=0, log_every=5)
+    result = train_scorer(config, dev_labels=[], progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    assert len(rows) == 4  # each problem is sampled once
+    once = {r["problem"]: len(r["labels"]) for r in rows}
+    assert all(n > 0 for n in once.values())
+    weighed = sum(n * (3 if pid.startswith("countdown") else 1) for pid, n in once.items())
+    assert result.counts["used"] == result.examples == weighed  # the countdown labels train three times
