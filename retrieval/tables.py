@@ -169,8 +169,9 @@ def _header_blocks(grid: list[list[str]], start: int) -> dict[int, list[int]]:
     """Rows from ``start`` on that head what follows rather than hold data (no row label, some
     text, no data number), by their first row. One alone with a single filled cell is a section
     title in column 1 ("Balance Sheet Data:"); two or more in a row are a new header block (a table
-    that stacks a "Fiscal 2019" and a "Fiscal 2018" half, each under its own headers). A lone row
-    of several text cells (dates, "1:1") stays data."""
+    that stacks a "Fiscal 2019" and a "Fiscal 2018" half, each under its own headers). Either must
+    be followed by a labelled row with a data number; a lone row of several text cells (dates,
+    "1:1") stays data."""
     like = [i for i in range(start, len(grid)) if not grid[i][0] and any(grid[i][1:])
             and not any(_is_value(c) for c in grid[i][1:])]
     runs: list[list[int]] = []
@@ -179,7 +180,12 @@ def _header_blocks(grid: list[list[str]], start: int) -> dict[int, list[int]]:
             runs[-1].append(i)
         else:
             runs.append([i])
-    return {run[0]: run for run in runs if len(run) > 1 or sum(bool(c) for c in grid[run[0]][1:]) == 1}
+    def heads_data(run: list[int]) -> bool:  # a labelled row with a data number comes next
+        after = run[-1] + 1
+        return after < len(grid) and bool(grid[after][0]) and any(_is_value(c) for c in grid[after][1:])
+
+    return {run[0]: run for run in runs
+            if heads_data(run) and (len(run) > 1 or sum(bool(c) for c in grid[run[0]][1:]) == 1)}
 
 
 def _restart(old: _Header, new: _Header) -> _Header:
@@ -219,7 +225,7 @@ def table_to_facts(rows: list[list[str]], *, title: str = "", source: str = "", 
                 "kind": "table_row", "row": i, "source": source, "scale": head.scale, "label": grid[i][0],
                 "section": "", "columns": "", "caption": "", "title": title, "header": True}))
     section = ""
-    blocks = _header_blocks(grid, h)
+    blocks = _header_blocks(grid, h) if header_rows is None else {}  # a caller's fixed header is the header
     inside = {j for block in blocks.values() for j in block}
     for i in range(h, len(grid)):
         label, values = grid[i][0].rstrip(": "), grid[i][1:]

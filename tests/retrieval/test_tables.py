@@ -172,3 +172,12 @@ def test_tatqa_facts_cover_rel_paragraphs(tatqa_docs):
             assert {f"paragraph_{p}" for p in q["rel_paragraphs"]} <= keys
         rows = doc["table"]["table"]
         assert sum(k.startswith("table_") for k in keys) >= len(rows) // 2
+
+
+def test_unlabelled_text_rows_stay_data_unless_they_head_numbers():
+    names = [["", "Name", "City"], ["", "Alice", "Paris"], ["", "Bob", "Berlin"]]
+    assert [f.metadata["row"] for f in table_to_facts(names)] == [1, 2]  # an all-text table
+    mixed = [["", "2019", "2018"], ["Revenue", "10", "9"], ["", "Alice", "Paris"], ["", "Bob", "Berlin"]]
+    assert [f.metadata["row"] for f in table_to_facts(mixed)] == [1, 2, 3]  # nothing numeric follows them
+    csv_like = [["id", "name", "city"], ["", "Alice", "Paris"], ["", "Bob", "Berlin"], ["7", "Carol", "Rome"]]
+    assert [f.metadata["row"] for f in table_to_facts(csv_like, header_rows=1)] == [1, 2, 3]  # a fixed header
