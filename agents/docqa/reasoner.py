@@ -323,6 +323,12 @@ def score_cells(heads: Heads | None, feat: Featurizer, q: Question, cells: list[
     return out
 
 
+def operand_value(cell: Cell, percent: str = "percent") -> float:
+    """The number a step computes with: a percent cell ("27.5%") is 0.275 where percentages are
+    ratios (FinQA's convention: its programs read "27.5%" as 0.275), 27.5 elsewhere."""
+    return cell.value / 100 if cell.percent and percent == "ratio" else cell.value
+
+
 def build_candidates(q: Question, probs: list[float], scored: list[tuple[Cell, list[float], float]],
                      percent: str = "percent", top_shapes: int = 5, width: int = 6) -> list[Candidate]:
     """Fill the likeliest shapes with the best operand cells; every candidate is executed here."""
@@ -338,7 +344,7 @@ def build_candidates(q: Question, probs: list[float], scored: list[tuple[Cell, l
         logp = math.log(max(probs[i], 1e-9))
         for combo in _operand_sets(shape, scored, width):
             cells = [c for c, _, _ in combo]
-            lines = shape.render([c.value for c in cells], percent=times100)
+            lines = shape.render([operand_value(c, percent) for c in cells], percent=times100)
             key = tuple(lines)
             if key in seen:
                 continue

@@ -33,6 +33,26 @@ def test_candidates_contain_the_gold_answer_and_are_grounded(bonds, reasoner):
     assert [c.logit for c in cands] == sorted((c.logit for c in cands), reverse=True)
 
 
+
+def test_percent_cells_are_ratios_where_percentages_are(finqa_train):
+    from agents.docqa.cells import evidence_cells
+    from agents.docqa.examples import gold_facts
+    from agents.docqa.grounding import citing_facts
+    from agents.docqa.reasoner import DocQAReasoner
+
+    sysco = next(p for p in finqa_train.problems("train") if p.gold == ["answer = 0.62 - 0.61"])
+    facts = [e for e in sysco.evidence if e.id in set(gold_facts(sysco))]
+    assert any("62%" in e.text for e in facts)  # the page states the percentages as percentages
+
+    def values(percent: str) -> list[float]:
+        cands = DocQAReasoner(percent=percent, use_heads=False).candidates(sysco.question, facts)
+        return [float(c.value) for c in cands if isinstance(c.value, (int, float)) and not isinstance(c.value, bool)]
+
+    assert any(abs(v - 0.01) < 1e-9 for v in values("ratio"))  # FinQA's 62% - 61% is 0.01
+    as_written = values("percent")
+    assert any(abs(v - 1.0) < 1e-9 for v in as_written) and not any(abs(v - 0.01) < 1e-9 for v in as_written)
+    assert citing_facts(0.62, evidence_cells(facts))  # 0.62 is grounded in the fact that says 62%
+
 def test_propose_follows_the_verified_prefix_and_avoids_rejected_lines(bonds, reasoner):
     from dca.types import Step
 
