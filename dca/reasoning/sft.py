@@ -426,8 +426,8 @@ def train_sft(config: SFTConfig, *, examples: Sequence[Example] | None = None,
         model = build_model(tokenizer, config.init, seed=config.seed)
         start = None
     else:
-        model, tokenizer = load_for_training(config.init)
-        start = resolve_model(config.init)
+        start = resolve_model(config.init)  # resolved once: loaded, and recorded for a fine-tune
+        model, tokenizer = load_for_training(start)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.train()
