@@ -180,6 +180,7 @@ def _header_blocks(grid: list[list[str]], start: int) -> dict[int, list[int]]:
             runs[-1].append(i)
         else:
             runs.append([i])
+
     def heads_data(run: list[int]) -> bool:  # a labelled row with a data number comes next
         after = run[-1] + 1
         return after < len(grid) and bool(grid[after][0]) and any(_is_value(c) for c in grid[after][1:])
