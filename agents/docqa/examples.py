@@ -47,7 +47,7 @@ def retrieval_examples(problems: list[Problem], *, negatives: int = 3, synthetic
     pages: dict[str, Problem] = {}
     for p in problems:
         pages.setdefault(page_key(p), p)
-        gold = set(gold_facts(p))
+        gold = gold_facts(p)  # a list, in page order: a set's order changes with the hash seed
         by_id = {e.id: e.text for e in p.evidence}
         others = [e.text for e in p.evidence if e.id not in gold]
         for gid in gold:

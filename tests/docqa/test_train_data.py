@@ -1,0 +1,40 @@
+"""The docqa build's training examples do not depend on the interpreter's string-hash seed, so a
+build repeated from the same code and records trains on the same examples."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# builds three questions over one page with several gold facts each and prints their reranker examples
+SCRIPT = """
+import json
+from dca.reasoning.tasks.base import Problem
+from dca.types import Evidence
+from agents.docqa.examples import retrieval_examples
+
+page = [Evidence(id=f"f{i}", text=f"row {i}: revenue {2010 + i} = {100 + 7 * i} sales segment {i % 3}",
+                 metadata={"gold_key": f"table_{i}"}) for i in range(12)]
+problems = [Problem(id=f"q{k}", question=f"what was the change in revenue from {2011 + k} to {2014 + k}?",
+                    answer=1.0, evidence=page, family="finqa",
+                    meta={"page": "p", "gold_keys": [f"table_{k + j}" for j in (3, 0, 5, 1)]}) for k in range(3)]
+out = retrieval_examples(problems, negatives=4, synthetic_per_page=0, seed=0)
+print(json.dumps([(e.query, e.positive, e.negatives) for e in out]))
+"""
+
+
+def _examples(hash_seed: str) -> list:
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+    done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120, check=True)
+    return json.loads(done.stdout)
+
+
+def test_reranker_examples_are_the_same_under_any_hash_seed():
+    runs = [_examples(s) for s in ("1", "2", "3", "4")]
+    assert len(runs[0]) == 12  # four gold facts for each of three questions
+    assert all(r == runs[0] for r in runs[1:])
