@@ -63,20 +63,28 @@ def ensure_models(*, progress: bool = True, quick: bool = False) -> dict[str, Pa
     root.mkdir(parents=True, exist_ok=True)
     with FileLock(str(root / ".docqa.lock")):
         if not built(REASONER):  # not yet, or by an older docqa whose features differ
-            from agents.docqa.examples import train_problems
-            from agents.docqa.train import train_reasoner
-
-            problems = train_problems()
-            _in_place(REASONER, lambda out: train_reasoner(problems, out, quick=quick, progress=progress),
-                      training_data=TRAINING_DATA)
+            build_into(model_dir(REASONER), quick=quick, progress=progress)
     return {"reasoner": model_dir(REASONER)}
 
 
-def _in_place(name: str, build: Any, **record: Any) -> None:
-    final = model_dir(name)
-    work = final.parent / f".{name}.build"
+def build_into(final: Path, *, quick: bool = False, progress: bool = True, seed: int = 0) -> Path:
+    """Train the docqa model from the training records into ``final`` (replacing what is there
+    only once the build is complete); ``seed`` 0 is what first use builds."""
+    from agents.docqa.examples import train_problems
+    from agents.docqa.train import train_reasoner
+
+    problems = train_problems()
+    record = {"training_data": TRAINING_DATA, **({"seed": seed} if seed else {})}
+    _in_place(Path(final), lambda out: train_reasoner(problems, out, quick=quick, progress=progress, seed=seed),
+              **record)
+    return Path(final)
+
+
+def _in_place(final: Path, build: Any, **record: Any) -> None:
+    work = final.parent / f".{final.name}.build"
     shutil.rmtree(work, ignore_errors=True)
-    print(f"building {name} (first use) into {final}", file=sys.stderr, flush=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    print(f"building {final.name} into {final}", file=sys.stderr, flush=True)
     start = time.perf_counter()
     build(work)
     info = work / "dca_build.json"

@@ -486,11 +486,21 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Build the docqa heads under $DCA_HOME/models/docqa-reasoner.")
     ap.add_argument("--quick", action="store_true", help="a small build for trying things out")
     ap.add_argument("--rebuild", action="store_true", help="retrain even if built")
+    ap.add_argument("--seed", type=int, default=0, help="training seed (default 0, the one first use builds with)")
+    ap.add_argument("--out", type=Path, default=None, metavar="DIR",
+                    help="build into DIR instead of the model registry (e.g. a second seed to compare)")
     args = ap.parse_args(argv)
     import shutil
 
-    from agents.docqa.models import REASONER, ensure_models, model_dir
+    from agents.docqa.models import REASONER, build_into, ensure_models, model_dir
 
+    if args.out is not None:
+        if args.out.exists() and not args.rebuild:
+            raise SystemExit(f"{args.out}: already exists; pass --rebuild to replace it")
+        print(f"reasoner: {build_into(args.out, quick=args.quick, seed=args.seed)}")
+        return
+    if args.seed:
+        raise SystemExit("--seed: a build with another seed goes elsewhere; pass --out DIR with it")
     if args.rebuild:
         shutil.rmtree(model_dir(REASONER), ignore_errors=True)
     paths = ensure_models(quick=args.quick)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # builds three questions over one page with several gold facts each and prints their reranker examples
@@ -38,3 +40,17 @@ def test_reranker_examples_are_the_same_under_any_hash_seed():
     runs = [_examples(s) for s in ("1", "2", "3", "4")]
     assert len(runs[0]) == 12  # four gold facts for each of three questions
     assert all(r == runs[0] for r in runs[1:])
+
+
+def test_build_command_refuses_what_it_cannot_do_in_one_line(tmp_path):
+    """A second seed must go elsewhere than the registry, and an existing folder is not replaced
+    without --rebuild: both stop before any training, naming the option."""
+    from agents.docqa.train import main
+
+    with pytest.raises(SystemExit, match="--seed: .*--out DIR"):
+        main(["--seed", "1"])
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "config.json").write_text("{}")
+    with pytest.raises(SystemExit, match="kept: already exists; pass --rebuild"):
+        main(["--out", str(tmp_path / "kept"), "--seed", "1"])
+    assert (tmp_path / "kept" / "config.json").read_text() == "{}"
