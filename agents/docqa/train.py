@@ -189,8 +189,10 @@ def train_fact_reranker(problems: list[Problem], out: str | Path, *, negatives: 
     """A ``CrossEncoder`` from MiniLM's weights that reads a question with one fact of its page:
     each gold fact against ``negatives`` other facts of the same page (half of them the ones
     sharing most words with the question). FinQA's questions are repeated ``FINQA_WEIGHT`` times,
-    with other negatives each time, as in the other heads. 285 steps of 32 pairs, batched by
-    length: ~6 min on 2 cores (14 min at random, where half of the tokens were padding).
+    with other negatives each time, as in the other heads. 392 steps of 32 pairs, batched by
+    length: ~7 min on 2 cores (more than twice that at random, where half of the tokens were
+    padding). The synthetic template questions are not among its examples: with them recall@3 moved
+    by less than two seeds differ (docs/docqa.md).
     """
     from agents.docqa.examples import retrieval_examples
     from retrieval.tuning import tune_reranker
