@@ -33,7 +33,6 @@ def test_candidates_contain_the_gold_answer_and_are_grounded(bonds, reasoner):
     assert [c.logit for c in cands] == sorted((c.logit for c in cands), reverse=True)
 
 
-
 def test_percent_cells_are_ratios_where_percentages_are(finqa_train):
     from agents.docqa.cells import evidence_cells
     from agents.docqa.examples import gold_facts
@@ -52,6 +51,7 @@ def test_percent_cells_are_ratios_where_percentages_are(finqa_train):
     as_written = values("percent")
     assert any(abs(v - 1.0) < 1e-9 for v in as_written) and not any(abs(v - 0.01) < 1e-9 for v in as_written)
     assert citing_facts(0.62, evidence_cells(facts))  # 0.62 is grounded in the fact that says 62%
+
 
 def test_propose_follows_the_verified_prefix_and_avoids_rejected_lines(bonds, reasoner):
     from dca.types import Step

@@ -50,7 +50,6 @@ def test_scale_row_and_section_rows():
     assert facts[1].metadata["row"] == 6
 
 
-
 def test_stacked_halves_each_keep_their_own_headers():
     rows = [  # a quarterly table whose second half repeats the headers for another year
         ["", "", "", "Fiscal 2019", ""],
@@ -84,6 +83,7 @@ def test_stacked_halves_on_a_real_record(tatqa_docs):
     assert "Third Quarter = $88,495" in by_row[3].text and by_row[3].text.endswith("(Fiscal 2019)")
     assert "Third Quarter = $93,669" in by_row[11].text and by_row[11].text.endswith("(Fiscal 2018)")
     assert not {8, 9, 10} & set(by_row)  # the second header block is no fact of its own
+
 
 def test_spanning_upper_headers_fill_right():
     rows = [
