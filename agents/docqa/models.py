@@ -75,9 +75,8 @@ def build_into(final: Path, *, quick: bool = False, progress: bool = True, seed:
 
     problems = train_problems()
     record = {"training_data": TRAINING_DATA, **({"seed": seed} if seed else {})}
-    _in_place(Path(final), lambda out: train_reasoner(problems, out, quick=quick, progress=progress, seed=seed),
-              **record)
-    return Path(final)
+    _in_place(final, lambda out: train_reasoner(problems, out, quick=quick, progress=progress, seed=seed), **record)
+    return final
 
 
 def _in_place(final: Path, build: Any, **record: Any) -> None:
