@@ -4,7 +4,9 @@ Each record's page is its own small document set (the datasets' setting). Report
 splits only (FinQA: the 107 questions of the dev file's pages that dca keeps for dev; TAT-QA's dev
 documents; both by dca's hash splits):
 
-- fact recall@3 against the gold evidence: the docqa fact ranker vs MiniLM alone (baseline);
+- fact recall@3 against the gold evidence: the docqa fact ranker vs MiniLM alone (baseline); also
+  over the gold facts that state an operand of the gold program, and how often all of those are
+  among the facts the reasoner reads;
 - execution accuracy with the datasets' own tolerance (FinQA: 5-decimal rounding, percentages as
   ratios; TAT-QA: 2 decimals at the answer's scale, percentages in percent):
   "stated" counts only answers the agent states as verified, "best trace" the reasoner's top
@@ -55,6 +57,15 @@ class Page:
 
 def recall_at(ranked: list, gold: set[str], k: int = 3) -> float:
     return len({e.id for e in ranked[:k]} & gold) / len(gold)
+
+
+def operand_facts(problem: Any, gold: set[str]) -> set[str]:
+    """The gold facts that state one of the gold program's operands. FinQA also marks sentences and
+    rows the program never reads (a table's unit line, a neighbouring note) as evidence."""
+    from agents.docqa.cells import evidence_cells
+    from agents.docqa.train import operand_labels
+
+    return {e.id for e in problem.evidence if e.id in gold and operand_labels(problem, evidence_cells([e]))}
 
 
 def loss_bucket(family: Any, problem: Any, cands: list, facts: list, page_cells: list) -> str:
@@ -116,6 +127,7 @@ def evaluate(family: Any, problems: list, weights: list[float] | None, featurize
         start = time.perf_counter()
         ranked = page.retrieve(p.question, 10)
         gold = set(gold_facts(p))
+        needed = operand_facts(p, gold)
         cands = reasoner.candidates(p.question, ranked[: reasoner.top_facts])
         best = cands[0].value if cands else None
         bucket = loss_bucket(family, p, cands, ranked[: reasoner.top_facts], evidence_cells(p.evidence)) \
@@ -125,6 +137,8 @@ def evaluate(family: Any, problems: list, weights: list[float] | None, featurize
         row = {"id": p.id, "bucket": bucket, "steps": p.meta.get("steps", 0), "gold_facts": len(gold),
                "shape_correct": None if probs is None else SHAPE_LABELS[probs.index(max(probs))] == can[0],
                "recall@3": recall_at(ranked, gold) if gold else None,
+               "operand_recall@3": recall_at(ranked, needed) if needed else None,
+               "operands_seen": needed <= {e.id for e in ranked[: reasoner.top_facts]} if needed else None,
                "best_correct": bool(cands) and family.score(p, best), "candidates": len(cands),
                "best_confidence": cands[0].score if cands else 0.0, "strategies": {}}
         for name, agent in agents.items():
@@ -167,7 +181,11 @@ def summarise(rows: list[dict], strategies: list[str]) -> dict[str, Any]:
     n = len(rows)
     rec = [r["recall@3"] for r in rows if r["recall@3"] is not None]
     shapes = [r["shape_correct"] for r in rows if r.get("shape_correct") is not None]
+    ops = [r["operand_recall@3"] for r in rows if r.get("operand_recall@3") is not None]
+    seen = [r["operands_seen"] for r in rows if r.get("operands_seen") is not None]
     out: dict[str, Any] = {"n": n, "recall@3": sum(rec) / max(1, len(rec)),
+                           "operand_recall@3": sum(ops) / len(ops) if ops else None,
+                           "operands_seen": sum(seen) / len(seen) if seen else None, "operand_questions": len(ops),
                            "shape_accuracy": sum(shapes) / len(shapes) if shapes else None,
                            "best_trace_accuracy": sum(r["best_correct"] for r in rows) / max(1, n),
                            "strategies": {}, "by_steps": {},
@@ -322,6 +340,10 @@ def print_table(report: dict[str, Any]) -> None:
                   f"{v['attempts_per_question']:>5.2f} {v['seconds_per_question']:>5.2f}")
         steps = ", ".join(f"{k} steps: {v['best_trace_accuracy']:.2f} (n={v['n']})" for k, v in res["by_steps"].items())
         print(f"{'':52}   best-trace accuracy by gold steps: {steps}")
+        if res.get("operand_recall@3") is not None:
+            print(f"{'':52}   recall@3 of the gold facts stating a program operand: {res['operand_recall@3']:.3f}; "
+                  f"all of them among the facts the reasoner reads: {res['operands_seen']:.3f} "
+                  f"(n={res['operand_questions']})")
         if res.get("shape_accuracy") is not None:
             print(f"{'':52}   shape accuracy (expressible gold programs): {res['shape_accuracy']:.3f}")
         if res.get("buckets"):
