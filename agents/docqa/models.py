@@ -80,12 +80,15 @@ def build_into(final: Path, *, quick: bool = False, progress: bool = True, seed:
 
 
 def _in_place(final: Path, build: Any, **record: Any) -> None:
+    from dca.models.training import caller_state_kept
+
     work = final.parent / f".{final.name}.build"
     shutil.rmtree(work, ignore_errors=True)
     final.parent.mkdir(parents=True, exist_ok=True)
     print(f"building {final.name} into {final}", file=sys.stderr, flush=True)
     start = time.perf_counter()
-    build(work)
+    with caller_state_kept():  # the build sets its own seeds and threads
+        build(work)
     info = work / "dca_build.json"
     info.write_text(json.dumps({"seconds": round(time.perf_counter() - start, 1), **record}), encoding="utf-8")
     if final.exists():

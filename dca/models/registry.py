@@ -96,6 +96,7 @@ def build_recipe(name: str, progress: bool = True) -> Path:
     from filelock import FileLock
 
     from dca.models.recipes import get_recipe
+    from dca.models.training import caller_state_kept
     from dca.reasoning.sft import train_sft
 
     recipe = get_recipe(name)
@@ -114,7 +115,8 @@ def build_recipe(name: str, progress: bool = True) -> Path:
         config = recipe.config()
         config.out_dir = str(work)
         config.resume = True
-        result = train_sft(config, progress=progress)
+        with caller_state_kept():  # the recipe sets its own seed and threads
+            result = train_sft(config, progress=progress)
         if final.exists():  # an incomplete directory left by hand: replace it
             shutil.rmtree(final)
         os.replace(result.model_dir, final)

@@ -9,6 +9,8 @@ import math
 import os
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,23 @@ def load_checkpoint(path: str | Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@contextmanager
+def caller_state_kept() -> Iterator[None]:
+    """Train inside without changing the caller's torch thread count or random streams: a model built
+    on first use in the middle of another run (``dca:`` recipes) must not reseed it or change its threads."""
+    import numpy as np
+    import torch
+
+    threads, py, npy, cpu = torch.get_num_threads(), random.getstate(), np.random.get_state(), torch.get_rng_state()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        random.setstate(py)
+        np.random.set_state(npy)
+        torch.set_rng_state(cpu)
 
 
 def rng_state() -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""The docqa build's training examples do not depend on the interpreter's string-hash seed, so a
-build repeated from the same code and records trains on the same examples."""
+"""The docqa build repeats: its training examples do not depend on the interpreter's string-hash
+seed, so a build repeated from the same code and records trains on the same examples, and a build
+inside another run leaves that run's threads and random streams alone."""
 from __future__ import annotations
 
 import json
@@ -54,3 +55,32 @@ def test_build_command_refuses_what_it_cannot_do_in_one_line(tmp_path):
     with pytest.raises(SystemExit, match="kept: already exists; pass --rebuild"):
         main(["--out", str(tmp_path / "kept"), "--seed", "1"])
     assert (tmp_path / "kept" / "config.json").read_text() == "{}"
+
+
+def test_a_build_inside_another_run_leaves_its_threads_and_random_streams(tmp_path):
+    """The docqa model is built on first use, often in the middle of a benchmark or a demo that has
+    seeded its own streams: the build's seeding and thread setting must not leak into that run."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from agents.docqa.models import _in_place
+
+    def build(out: Path) -> None:  # what training does to a process's global state
+        out.mkdir()
+        torch.set_num_threads(1)
+        random.seed(0), np.random.seed(0), torch.manual_seed(0)
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        random.seed(11), np.random.seed(11), torch.manual_seed(11)
+        expected = random.random(), np.random.random(), torch.rand(3)
+        random.seed(11), np.random.seed(11), torch.manual_seed(11)
+        _in_place(tmp_path / "model", build)
+        assert torch.get_num_threads() == 2
+        assert (random.random(), np.random.random()) == expected[:2] and torch.equal(torch.rand(3), expected[2])
+        assert json.loads((tmp_path / "model" / "dca_build.json").read_text())["seconds"] >= 0
+    finally:
+        torch.set_num_threads(before)
