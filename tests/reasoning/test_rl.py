@@ -240,8 +240,15 @@ def test_dev_sets_of_one_family_and_split_get_distinct_keys():
     assert source_key(DataSource("synthetic", "test"), taken) == "synthetic/test"
 
 
-@pytest.mark.parametrize("name", ["train_rl.yaml", "train_rl_countdown.yaml", "train_rl_countdown_stepwise.yaml",
-                                  "train_rl_countdown_step.yaml"])
+SHIPPED_RL = sorted(p.name for p in (Path(__file__).parents[2] / "configs").glob("train_rl*.yaml"))
+
+
+def test_every_rl_recipe_is_shipped_and_checked():
+    assert {"train_rl.yaml", "train_rl_countdown.yaml", "train_rl_countdown_stepwise.yaml",
+            "train_rl_countdown_step.yaml", "train_rl_countdown3_step.yaml"} <= set(SHIPPED_RL)
+
+
+@pytest.mark.parametrize("name", SHIPPED_RL)
 def test_shipped_configs_parse(name):
     config = load_rl_config(Path(__file__).parents[2] / "configs" / name)
     assert config.data and config.group >= 2 and config.steps >= 1
