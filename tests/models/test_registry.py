@@ -126,9 +126,11 @@ def test_a_first_use_build_leaves_the_callers_threads_and_random_streams(dca_hom
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        random.seed(5), torch.manual_seed(5)
+        random.seed(5)
+        torch.manual_seed(5)
         expected = random.random(), torch.rand(4)
-        random.seed(5), torch.manual_seed(5)
+        random.seed(5)
+        torch.manual_seed(5)
         resolve_model("dca:micro-wording", progress=False)  # trains with threads=1 and seed 0
         assert (dca_home / "models" / "micro-wording" / "config.json").exists()
         assert torch.get_num_threads() == 2
