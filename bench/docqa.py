@@ -65,7 +65,8 @@ def operand_facts(problem: Any, gold: set[str]) -> set[str]:
     from agents.docqa.cells import evidence_cells
     from agents.docqa.train import operand_labels
 
-    return {e.id for e in problem.evidence if e.id in gold and operand_labels(problem, evidence_cells([e]))}
+    cells = evidence_cells([e for e in problem.evidence if e.id in gold])
+    return {c.fact_id for c, marked in zip(cells, operand_labels(problem, cells) or []) if marked}
 
 
 def loss_bucket(family: Any, problem: Any, cands: list, facts: list, page_cells: list) -> str:
