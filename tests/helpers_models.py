@@ -1,4 +1,4 @@
-"""Settings for short SFT runs on the micro preset, shared by the model tests."""
+"""Settings for short SFT runs on the micro preset, and a check on nested builds, shared by the model tests."""
 from __future__ import annotations
 
 
@@ -10,3 +10,29 @@ def tiny_sft_config(out_dir, **overrides):
                     threads=1, out_dir=str(out_dir))
     settings.update(overrides)
     return SFTConfig(**settings)
+
+
+def assert_keeps_threads_and_random_streams(run) -> None:
+    """``run()`` (a nested build that sets its own threads and seeds) leaves the caller's torch thread
+    count and its Python, NumPy and torch random streams where they were."""
+    import random
+
+    import numpy as np
+    import torch
+
+    def seed(n: int) -> None:
+        random.seed(n)
+        np.random.seed(n)
+        torch.manual_seed(n)
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        seed(11)
+        expected = random.random(), np.random.random(), torch.rand(3)
+        seed(11)
+        run()
+        assert torch.get_num_threads() == 2
+        assert (random.random(), np.random.random()) == expected[:2] and torch.equal(torch.rand(3), expected[2])
+    finally:
+        torch.set_num_threads(before)

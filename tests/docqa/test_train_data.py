@@ -64,28 +64,16 @@ def test_a_build_inside_another_run_leaves_its_threads_and_random_streams(tmp_pa
 
     import numpy as np
     import torch
+    from helpers_models import assert_keeps_threads_and_random_streams
 
     from agents.docqa.models import _in_place
-
-    def seed(n: int) -> None:
-        random.seed(n)
-        np.random.seed(n)
-        torch.manual_seed(n)
 
     def build(out: Path) -> None:  # what training does to a process's global state
         out.mkdir()
         torch.set_num_threads(1)
-        seed(0)
+        random.seed(0)
+        np.random.seed(0)
+        torch.manual_seed(0)
 
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        seed(11)
-        expected = random.random(), np.random.random(), torch.rand(3)
-        seed(11)
-        _in_place(tmp_path / "model", build)
-        assert torch.get_num_threads() == 2
-        assert (random.random(), np.random.random()) == expected[:2] and torch.equal(torch.rand(3), expected[2])
-        assert json.loads((tmp_path / "model" / "dca_build.json").read_text())["seconds"] >= 0
-    finally:
-        torch.set_num_threads(before)
+    assert_keeps_threads_and_random_streams(lambda: _in_place(tmp_path / "model", build))
+    assert json.loads((tmp_path / "model" / "dca_build.json").read_text())["seconds"] >= 0
