@@ -65,3 +65,30 @@ def test_paragraph_cells_skip_years_and_read_scale():
     ev = Evidence("p", "in 2015 net revenue rose to $5.8 billion from 2014 .", metadata={"kind": "paragraph"})
     cells = evidence_cells([ev])
     assert [(c.value, c.scale) for c in cells] == [(5.8, "billion")]
+
+
+def test_paragraph_cells_skip_the_days_and_months_of_dates():
+    ev = Evidence("p", "as of december 31 , 2018 we had $2.2 billion left of the $2.5 billion program; 31 stores "
+                       "and the market 30 index closed on 12/31/2006 and on sept . 30 2017.", metadata={"kind": "paragraph"})
+    assert [c.value for c in evidence_cells([ev])] == [2.2, 2.5, 31.0, 30.0]
+
+
+def test_no_gold_operand_of_real_records_is_a_date_part(finqa_train, tatqa_train):
+    """The date filter drops many paragraph numbers ("december 31") and never the only statement of a
+    number a gold program computes with."""
+    from agents.docqa.cells import is_date_part
+    from agents.docqa.shapes import canonical
+    from dca.numbers import find_numbers
+
+    dropped = 0
+    for p in list(finqa_train.problems("train")) + list(tatqa_train.problems("train"))[:300]:
+        can = canonical(p.gold or [])
+        for e in p.evidence:
+            if e.metadata.get("kind") == "table_row":
+                continue
+            for n in find_numbers(e.text):
+                if not n.is_year and is_date_part(e.text, n):
+                    dropped += 1
+                    if can and n.value in can[1]:
+                        assert any(same_number(n.value, c) for c in evidence_cells(p.evidence)), (p.id, n.text)
+    assert dropped > 500
