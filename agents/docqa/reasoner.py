@@ -35,6 +35,7 @@ SHAPE_LABELS = NAMES + [OTHER]
 _CUES = ("percent", "percentage", "%", "change", "increase", "decrease", "difference", "average", "mean", "total",
          "sum", "combined", "ratio", "portion", "proportion", "share", "greater", "more than", "higher", "exceed",
          "growth", "times", "multiple", "how much", "what was", "what is", "rate", "per", "compared", "from")
+_RATIO_Q = re.compile(r"\bratio\b|\btimes\b", re.I)  # "the ratio of A to B", "A was how many times B"
 _PERCENT_Q = re.compile(r"\bpercent(age)?\b(?!\s+points?)|%|\bgrowth rate\b", re.I)
 _YEAR = re.compile(r"\b(19[5-9]\d|20[0-4]\d)\b")
 _WORD = re.compile(r"[a-z]+")
@@ -46,7 +47,7 @@ CELL_FEATURES = ("label_sim", "label_covered", "question_covered", "year_in_ques
 TRACE_FEATURES = ("shape_logp", "operand_mean", "operand_min", "same_row", "same_column", "same_fact",
                   "year_order", "part_of_whole", "mention_order", "equal_values", "ratio_result_large",
                   "result_zero", "percent_mismatch", "slots", "coverage", "years_covered", "whole_total",
-                  "unit_ratio", "quoted_operands") + tuple(f"shape_{n}" for n in NAMES) + \
+                  "unit_ratio", "quoted_operands", "ratio_mention_order") + tuple(f"shape_{n}" for n in NAMES) + \
     tuple(f"ratio_page_shape_{n}" for n in NAMES)
 
 
@@ -102,10 +103,21 @@ def cell_features(q: Question, cell: Cell, label_sim: float, reader: float = 0.0
     ]
 
 
-def _first_mention(q: Question, cell: Cell) -> int:
+def _mention_order(q: Question, a: Cell, b: Cell) -> float:
+    """1 when the question names ``a`` before ``b``, -1 after, 0 when it cannot tell: by the words
+    and years that tell the two apart ("receivables" and "liabilities" of "breast implant ...")."""
+    def said(c: Cell) -> set[str]:
+        return words(c.label) | words(_YEAR.sub(" ", c.column)) | {str(y) for y in c.years}
+
     text = q.text.lower()
-    spots = [text.find(w) for w in words(cell.label) | {str(y) for y in cell.years} if w and text.find(w) >= 0]
-    return min(spots) if spots else 10_000
+
+    def first(own: set[str]) -> int:
+        spots = [m.start() for w in own if (m := re.search(r"\b" + re.escape(w), text))]
+        return min(spots) if spots else 10_000
+
+    sa, sb = said(a), said(b)
+    pa, pb = first(sa - sb), first(sb - sa)
+    return 0.0 if pa == pb else (1.0 if pa < pb else -1.0)
 
 
 def trace_features(q: Question, shape: Shape, shape_logp: float, cells: list[Cell], logits: list[float],
@@ -120,10 +132,7 @@ def trace_features(q: Question, shape: Shape, shape_logp: float, cells: list[Cel
     part = 0.0
     if two and shape.order == "part" and abs(b.value) > 0:
         part = 1.0 if abs(a.value) <= abs(b.value) else -1.0
-    mention = 0.0
-    if two:
-        ma, mb = _first_mention(q, a), _first_mention(q, b)
-        mention = 0.0 if ma == mb else (1.0 if ma < mb else -1.0)
+    mention = _mention_order(q, a, b) if two else 0.0
     num = isinstance(value, (int, float)) and not isinstance(value, bool)
     said = set().union(*(words(c.label) | words(_YEAR.sub(" ", c.column)) for c in cells))
     years = {y for c in cells for y in c.years}
@@ -152,6 +161,7 @@ def trace_features(q: Question, shape: Shape, shape_logp: float, cells: list[Cel
         whole,
         1.0 if num and shape.percent_step and 0 < abs(value) <= 1 else 0.0,
         float(sum(round(abs(c.value), 6) in q.numbers for c in cells)),
+        mention if _RATIO_Q.search(q.text) else 0.0,  # a ratio's order is the question's, not part and whole
     ] + one_hot + [v if percent == "ratio" else 0.0 for v in one_hot]
 
 

@@ -342,3 +342,25 @@ def test_the_reasoner_reads_reranked_facts_in_the_fact_rankers_order(bonds, reas
     assert by_ranker != [e.id for e in fused]
     cells = [c for cand in reasoner.candidates(q, fused) for c in cand.cells]
     assert cells and all(by_ranker[c.rank] == c.fact_id for c in cells)
+
+
+def test_mention_order_reads_the_words_that_tell_two_operands_apart():
+    """"The ratio of the breast implant receivables to the breast implant liabilities": both labels
+    start "breast implant", so the order comes from "receivables" and "liabilities"."""
+    from agents.docqa.cells import Cell
+    from agents.docqa.reasoner import TRACE_FEATURES, Question, _mention_order, trace_features
+    from agents.docqa.shapes import SHAPES
+
+    receivables = Cell(130.0, "130", "breast implant receivables", "2005", "f1", 0, "table", row=1)
+    liabilities = Cell(7.0, "$7", "breast implant liabilities", "2005", "f2", 1, "table", row=2)
+    q = Question.of("in 2005 what was the ratio of the breast implant receivables to the breast implant liabilities")
+    assert _mention_order(q, receivables, liabilities) == 1.0
+    assert _mention_order(q, liabilities, receivables) == -1.0
+    years = Question.of("what was the change in revenue from 2018 to 2019?")
+    late, early = (Cell(5.0, "5", "revenue", y, "f", 0, "table", row=1) for y in ("2019", "2018"))
+    assert _mention_order(years, early, late) == 1.0
+    at = TRACE_FEATURES.index("ratio_mention_order")
+    feats = trace_features(q, SHAPES["divide"], 0.0, [receivables, liabilities], [0.0, 0.0], 130 / 7)
+    assert feats[at] == 1.0  # a ratio question: its own order feature
+    share = Question.of("what portion of the breast implant liabilities is the breast implant receivables?")
+    assert trace_features(share, SHAPES["divide"], 0.0, [receivables, liabilities], [0.0, 0.0], 130 / 7)[at] == 0.0
