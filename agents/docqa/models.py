@@ -28,6 +28,15 @@ EMBEDDER = "all-MiniLM-L6-v2"  # frozen: question and cell-label embeddings for 
 TRAINING_DATA = "finqa train (train_100 + half of dev_200's pages), tatqa train documents"
 
 
+def synthetic_version() -> str:
+    """A digest of the synthetic question templates: a model trained on other templates is rebuilt."""
+    import hashlib
+
+    from agents.docqa.synth import TEMPLATES
+
+    return hashlib.sha256(json.dumps(TEMPLATES, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def model_dir(name: str) -> Path:
     from dca.models.registry import models_dir
 
@@ -47,6 +56,8 @@ def built(name: str) -> bool:
     record = json.loads(info.read_text(encoding="utf-8")) if info.exists() else {}
     if record.get("training_data") != TRAINING_DATA:
         return False  # trained on other records (before FinQA's train split took half of its dev pages)
+    if record.get("synthetic_templates") != synthetic_version():
+        return False  # trained on other synthetic questions
     if not all((path.parent / sub / "config.json").exists() for sub in READERS):
         return False  # built before one of the cross-encoders
     return (cfg.get("shapes"), cfg.get("trace_features"), cfg.get("cell_features"), cfg.get("fact_features")) == \
@@ -74,7 +85,7 @@ def build_into(final: Path, *, quick: bool = False, progress: bool = True, seed:
     from agents.docqa.train import train_reasoner
 
     problems = train_problems()
-    record = {"training_data": TRAINING_DATA, **({"seed": seed} if seed else {})}
+    record = {"training_data": TRAINING_DATA, "synthetic_templates": synthetic_version(), **({"seed": seed} if seed else {})}
     _in_place(final, lambda out: train_reasoner(problems, out, quick=quick, progress=progress, seed=seed), **record)
     return final
 

@@ -1,7 +1,8 @@
 """Synthetic questions over the real tables of training pages, with their gold shape and operands.
 
 Templates of the question types FinQA and TAT-QA ask (change, percent change, ratio, average,
-sum, comparison, a single value) are filled with a table row's label and two of its columns, so
+sum, comparison, a single value), in the wordings of their training questions, are filled with a
+table row's label and two (or three) of its columns, so
 the retriever and the reasoner see many more questions than the datasets' few hundred. Only
 training records are used.
 """
@@ -17,16 +18,22 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "value": ("what was {L} in {c1}?", "what is the amount of {L} in {c1}?", "how much was {L} in {c1}?"),
     "subtract": ("what was the change in {L} from {c2} to {c1}?", "what is the difference in {L} between {c1} "
                  "and {c2}?", "by how much did {L} change from {c2} to {c1}?",
-                 "what was the increase in {L} from {c2} to {c1}?"),
+                 "what was the increase in {L} from {c2} to {c1}?", "what was the net change in {L} between {c2} and "
+                 "{c1}?"),
     "change_ratio": ("what was the percentage change in {L} from {c2} to {c1}?", "what is the growth rate of {L} "
                      "from {c2} to {c1}?", "what was the percent increase in {L} between {c2} and {c1}?",
-                     "what was the percentage change in the {L} between {c2} and {c1}?"),
+                     "what was the percentage change in the {L} between {c2} and {c1}?",
+                     "what was the percent of the increase in {L} from {c2} to {c1}?",
+                     "{L} changed by what percent between {c2} and {c1}?"),
     "average": ("what is the average {L} for {c1} and {c2}?", "what was the average of {L} in {c2} and {c1}?"),
     "add": ("what is the total {L} in {c1} and {c2}?", "what is the sum of {L} for {c2} and {c1}?",
             "what were the combined {L} in {c1} and {c2}?"),
-    "greater": ("was {L} in {c1} greater than in {c2}?", "is {L} in {c1} higher than {c2}?"),
+    "greater": ("was {L} in {c1} greater than in {c2}?", "is {L} in {c1} higher than {c2}?",
+                "did {L} increase between {c2} and {c1}?", "did {L} grow from {c2} to {c1}?"),
     "divide": ("what portion of {L2} is {L} in {c1}?", "what percentage of {L2} does {L} represent in {c1}?",
-               "what is the ratio of {L} to {L2} in {c1}?"),
+               "what is the ratio of {L} to {L2} in {c1}?", "in {c1}, {L} was how many times {L2}?",
+               "what is {L} as a percentage of {L2} in {c1}?", "{L} represented how much of {L2} in {c1}?",
+               "what percent of total {L2} was {L} in {c1}?"),
     "change_ratio_first": ("what was the percentage decrease in {L} from {c2} to {c1}?",
                            "by what percent did {L} decline from {c2} to {c1}?"),
     "change_gap": ("what is the difference between the percentage change in {L} and in {L2} from {c2} to {c1}?",
@@ -35,6 +42,11 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "row_mean": ("what is the average {L} over the years presented?", "what was the mean {L} for the periods?"),
     "row_max": ("what was the highest {L} in the table?", "what is the maximum {L} during the period?"),
     "row_min": ("what was the lowest {L} in the table?", "what is the minimum {L} during these years?"),
+    # three year columns of one row: "from 2013 to 2015" spans three years
+    "add3": ("what is the total {L} from {c3} to {c1}?", "what were total {L} for the three year period?",
+             "for {c1}, {c2} and {c3}, what is the total {L}?"),
+    "average3": ("what was the average {L} from {c3} to {c1}?", "what were average {L} between {c3} and {c1}?",
+                 "what was the average {L} for the past three years?"),
     # performance graphs: rows of an index that starts at 100
     "less_base": ("what is the performance difference of {L} from {c2} to {c1}?",
                   "how much did an investment in {L} gain from {c2} to {c1}?"),
@@ -44,6 +56,7 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
                    "period ending {c1}?", "by how much did {L} outperform {L2} in percentage return by {c1}?"),
 }
 ROW_SHAPES = ("row_sum", "row_mean", "row_max", "row_min")
+THREE_SHAPES = ("add3", "average3")
 BASE_SHAPES = ("less_base", "base_return", "return_gap")
 
 
@@ -77,6 +90,13 @@ def synth_questions(evidence: list[Evidence], rng: random.Random, per_page: int 
         if shape in ROW_SHAPES:
             if len(cells) >= 3:
                 out.append(SynthQuestion(rng.choice(TEMPLATES[shape]).format(L=label), shape, list(cells), [ev.id]))
+            continue
+        if shape in THREE_SHAPES:
+            years = [c for c in cells if c.years]
+            if len(years) >= 3:
+                a, b, c = sorted(years[:3], key=lambda x: -x.years[0])  # slot order: the latest year first
+                text = rng.choice(TEMPLATES[shape]).format(L=label, c1=a.column, c2=b.column, c3=c.column)
+                out.append(SynthQuestion(text, shape, [a, b, c], [ev.id]))
             continue
         if shape in BASE_SHAPES or shape == "change_gap":
             q = _two_rows(shape, rows, ev, cells, label, rng)

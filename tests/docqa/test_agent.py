@@ -151,7 +151,7 @@ def test_threshold_follows_the_percent_convention(tmp_path):
 
 
 def test_a_model_built_for_other_features_or_records_counts_as_not_built(tmp_path, monkeypatch):
-    from agents.docqa.models import READERS, REASONER, TRAINING_DATA, built, model_dir
+    from agents.docqa.models import READERS, REASONER, TRAINING_DATA, built, model_dir, synthetic_version
     from agents.docqa.knowledge import FACT_FEATURES
     from agents.docqa.reasoner import NAMES, TRACE_FEATURES, Heads
 
@@ -161,7 +161,8 @@ def test_a_model_built_for_other_features_or_records_counts_as_not_built(tmp_pat
                   0.5, {"fact_features": list(FACT_FEATURES)})
     heads.save(model_dir(REASONER))
     info = model_dir(REASONER) / "dca_build.json"
-    info.write_text(json.dumps({"seconds": 1.0, "training_data": TRAINING_DATA}))
+    record = {"seconds": 1.0, "training_data": TRAINING_DATA, "synthetic_templates": synthetic_version()}
+    info.write_text(json.dumps(record))
     assert not built(REASONER)  # built before the cross-encoders beside the heads
     loaded = Heads.load(model_dir(REASONER))
     assert (loaded.fact_reranker(), loaded.shape_reader(), loaded.operand_reader()) == (None, None, None)
@@ -169,9 +170,11 @@ def test_a_model_built_for_other_features_or_records_counts_as_not_built(tmp_pat
         (model_dir(REASONER) / sub).mkdir()
         (model_dir(REASONER) / sub / "config.json").write_text("{}")
         assert built(REASONER) == (sub == READERS[-1])
-    info.write_text(json.dumps({"seconds": 1.0}))  # built from the records of an older split
+    info.write_text(json.dumps({**record, "training_data": "older"}))  # built from the records of an older split
     assert not built(REASONER)
-    info.write_text(json.dumps({"seconds": 1.0, "training_data": TRAINING_DATA}))
+    info.write_text(json.dumps({**record, "synthetic_templates": "older"}))  # from other synthetic questions
+    assert not built(REASONER)
+    info.write_text(json.dumps(record))
     assert built(REASONER)
     heads.config["fact_features"] = list(FACT_FEATURES[:-1])  # an older build, before a feature was added
     heads.save(model_dir(REASONER))

@@ -1,6 +1,8 @@
 """Program shapes: gold traces of real records map to shapes and back."""
 from __future__ import annotations
 
+import pytest
+
 from agents.docqa.shapes import SHAPES, canonical
 from dca.reasoning.steps import Interpreter
 
@@ -88,3 +90,28 @@ def test_change_gap_questions_run_from_the_earlier_column_to_the_later(finqa_tra
             assert f"from {earlier.column} to {later.column}" in q.question, q.question
             seen += 1
     assert seen >= 3
+
+
+def test_three_year_questions_span_three_year_columns_of_one_row(finqa_train):
+    """"The total / average X from 2013 to 2015" reads three columns of one row, the latest first."""
+    import random
+
+    from agents.docqa.synth import synth_questions
+    from dca.reasoning.steps import Interpreter
+
+    rng = random.Random(0)
+    seen = set()
+    for p in list(finqa_train.problems("train"))[:60]:
+        for q in synth_questions(p.evidence, rng, 12):
+            if q.shape not in ("add3", "average3"):
+                continue
+            a, b, c = q.operands
+            assert len({a.fact_id, b.fact_id, c.fact_id}) == 1
+            assert a.years[0] > b.years[0] > c.years[0]
+            named = [col for col in (a.column, b.column, c.column) if col in q.question]
+            assert named in ([a.column, c.column], [a.column, b.column, c.column]) or "three" in q.question, q.question
+            value = Interpreter().run_trace(SHAPES[q.shape].render([a.value, b.value, c.value]))["answer"]
+            total = a.value + b.value + c.value
+            assert value == pytest.approx(total if q.shape == "add3" else total / 3)
+            seen.add(q.shape)
+    assert seen == {"add3", "average3"}
