@@ -143,8 +143,8 @@ def build_graph(ab: Abilities):
                 if e.id not in by_id:
                     by_id[e.id] = len(evidence)
                     evidence.append(e)
-                elif e.score > evidence[by_id[e.id]].score:  # keep the best score any query gave it
-                    evidence[by_id[e.id]] = e
+                elif e.score > evidence[by_id[e.id]].score:  # keep the best score any query gave it,
+                    evidence[by_id[e.id]].score = e.score  # and the chunk as the task's retrieval found it
             used_ids.append(used.id)
 
         interp = ab.interpreter

@@ -3,7 +3,8 @@
 The RAG store returns evidence chunks; ``extract_value`` picks the number in the best chunk
 whose surrounding words (its row label and column header, for a table fact) overlap the query
 most. The evidence used is recorded on the step, so the verifier can check it and the answer
-can cite it.
+can cite it. Every chunk a lookup returns carries its query in ``metadata["lookup"]``, so a
+reasoner can tell the facts a lookup fetched from those retrieved for the task.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dca.numbers import find_numbers
 from dca.reasoning.steps import Function, StepError
 from dca.types import Evidence
 
+LOOKUP = "lookup"  # the metadata key of the query that fetched a chunk
 _WORD = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
 _STOP = frozenset("the of in and a an to for on at by is was what were from as with total".split())
 
@@ -56,7 +58,8 @@ def make_lookup(knowledge: Knowledge, *, k: int = 3,
     def lookup(query: str) -> float:
         if not query.strip():
             raise StepError("call", "lookup() needs a non-empty query")
-        evidence = knowledge.retrieve(query, k)
+        evidence = [Evidence(id=e.id, text=e.text, score=e.score, source=e.source,
+                             metadata={**e.metadata, LOOKUP: query}) for e in knowledge.retrieve(query, k)]
         found = extract_value(query, evidence)
         if found is None:
             raise StepError("lookup", f"no number found for {query[:60]!r} in {len(evidence)} evidence chunk(s)")

@@ -90,17 +90,18 @@ def docqa_verifier(percent: str = "percent", threshold: float = 0.0, retries: in
 
 def build_agent(source: Any, *, collection: str = "reports", percent: str = "percent", model: str | Path | None = None,
                 top_k: int = 4, threshold: float | None = None, checkpoint: Any = None,
-                fact_ranker: bool = True, name: str = "docqa") -> Any:
+                fact_ranker: bool = True, lookups: bool = True, name: str = "docqa") -> Any:
     """A ``dca.Agent`` answering numeric questions over ``source``: a store path (made by
     ``dca index``), a ``retrieval.Index``, a list of facts (one page), or any knowledge ability.
 
     ``percent``: state percentages in percent ("percent") or as ratios ("ratio", FinQA's habit);
     ``threshold``: the confidence below which an answer stays unverified (default: the trained one);
-    ``fact_ranker=False`` keeps the source's own ranking.
+    ``fact_ranker=False`` keeps the source's own ranking; ``lookups``: a question naming a year that
+    none of the retrieved facts states starts with a lookup step for it (multi-hop).
     """
     from dca import Agent
 
-    reasoner = DocQAReasoner(model, percent=percent, top_facts=top_k)
+    reasoner = DocQAReasoner(model, percent=percent, top_facts=top_k, lookups=lookups)
     heads = reasoner.heads
     weights = (heads.fact_weights(percent) or None) if (heads and fact_ranker) else None
     reranker = heads.fact_reranker() if (heads and fact_ranker) else None

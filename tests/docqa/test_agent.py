@@ -367,3 +367,40 @@ def test_mention_order_reads_the_words_that_tell_two_operands_apart():
     assert feats[at] == 1.0  # a ratio question: its own order feature
     share = Question.of("what portion of the breast implant liabilities is the breast implant receivables?")
     assert trace_features(share, SHAPES["divide"], 0.0, [receivables, liabilities], [0.0, 0.0], 130 / 7)[at] == 0.0
+
+
+def test_a_year_no_fact_read_states_is_looked_up_and_the_trace_reads_what_the_lookup_fetched():
+    """Two hops: the fact retrieved for the question gives 2019 (or 2016) only; the first step looks
+    up the other year, and the traces that follow it compute with the fact the lookup fetched."""
+    from agents.docqa.agent import AnswerWording, docqa_verifier
+    from agents.docqa.knowledge import PageKnowledge
+    from agents.docqa.reasoner import DocQAReasoner
+    from dca import Agent
+    from dca.lookup import LOOKUP
+    from dca.types import Evidence
+
+    def row(i: int, text: str) -> Evidence:
+        return Evidence(id=f"f{i}", text=text, metadata={"kind": "table_row", "row": i, "scale": "million"})
+
+    facts = [row(1, "net sales: 2019 = $ 120; 2018 = $ 100"), row(2, "net sales: 2017 = $ 90; 2016 = $ 80"),
+             row(3, "employees: 2019 = 300; 2018 = 280"), row(4, "capital expenditures: 2019 = 12; 2018 = 15")]
+    question = "what was the change in net sales from 2016 to 2019?"
+    reasoner = DocQAReasoner(percent="ratio", use_heads=False, top_facts=1)
+    agent = Agent(logic=reasoner, knowledge=PageKnowledge(facts), wording=AnswerWording("ratio"),
+                  verifier=docqa_verifier("ratio", 0.0), top_k=1, checkpoint=None)
+    result = agent.run(question)
+    first = result.steps[0].text
+    assert first.startswith("x1 = lookup(") and "sales" in first and "2016" in first
+    assert {"f1", "f2"} <= {e.id for e in result.evidence}
+    fetched = [e for e in result.evidence if LOOKUP in e.metadata]
+    assert fetched and all(e.id != result.evidence[0].id for e in fetched)
+
+    def gives_40(cands) -> list:
+        return [c for c in cands if isinstance(c.value, (int, float)) and abs(c.value - 40.0) < 1e-9]
+
+    assert not gives_40(reasoner.candidates(question, result.evidence))  # the task's one fact cannot give it
+    after = gives_40(reasoner.candidates(question, result.evidence, prefix=[first]))
+    assert after and all(c.lines[0] == first and "x1" not in " ".join(c.lines[1:]) for c in after)
+    assert any({cell.fact_id for cell in c.cells} == {"f1", "f2"} for c in after)
+    off = DocQAReasoner(percent="ratio", use_heads=False, top_facts=1, lookups=False)
+    assert off.lookup(question, result.evidence[:1]) == ""
