@@ -17,8 +17,9 @@ documents; both by dca's hash splits):
   verifier-guided retries, a deeper retry budget), with the compute each spends;
 - precision among verified answers, and the share of wrong answers flagged unverified;
 - shape accuracy: the reasoner's likeliest shape against the gold program's (expressible ones);
-- baselines in the same run: the fact ranker without the reranker, the linear shape head without
-  the shape reader, MiniLM-only retrieval, and the reasoner without trained heads.
+- baselines in the same run: the fact ranker without the reranker, the agent without lookup steps
+  (``DocQAReasoner(lookups=False)``), the linear shape head without the shape reader, MiniLM-only
+  retrieval, and the reasoner without trained heads.
 
 Run: ``.venv/bin/python bench/docqa.py [-n N]``. Writes bench/out/docqa.json and bench/out/docqa.png.
 ``--family finqa`` / ``--family tatqa`` run one dataset (written to docqa_<family>.json) and
@@ -100,7 +101,8 @@ def loss_bucket(family: Any, problem: Any, cands: list, facts: list, page_cells:
 
 def evaluate(family: Any, problems: list, weights: list[float] | None, featurizer: Any, percent: str,
              threshold: float, use_heads: bool = True, strategies: dict | None = None,
-             model: Any = None, reranker: Any = None, shape_mix: float | None = None) -> dict[str, Any]:
+             model: Any = None, reranker: Any = None, shape_mix: float | None = None,
+             lookups: bool = True) -> dict[str, Any]:
     from rich.progress import track
 
     from agents.docqa.agent import AnswerWording, docqa_verifier
@@ -112,7 +114,7 @@ def evaluate(family: Any, problems: list, weights: list[float] | None, featurize
     from dca import Agent
 
     strategies = strategies or STRATEGIES
-    reasoner = DocQAReasoner(model, percent=percent, use_heads=use_heads)
+    reasoner = DocQAReasoner(model, percent=percent, use_heads=use_heads, lookups=lookups)
     reasoner.featurizer = featurizer
     if shape_mix is not None and reasoner.heads:
         reasoner.heads.config["shape_mix"] = shape_mix
@@ -148,6 +150,7 @@ def evaluate(family: Any, problems: list, weights: list[float] | None, featurize
             row["strategies"][name] = {
                 "status": result.status, "correct": result.status == "verified" and family.score(p, result.answer),
                 "attempts": len(result.attempts), "seconds": time.perf_counter() - t0,
+                "looked_up": any("lookup(" in s.text for s in result.steps + result.attempts),
             }
         row["seconds"] = time.perf_counter() - start
         rows.append(row)
@@ -202,6 +205,7 @@ def summarise(rows: list[dict], strategies: list[str]) -> dict[str, Any]:
             "wrong_flagged_unverified": sum(r["strategies"][s]["status"] == "unverified" for r in wrong_best)
             / max(1, len(wrong_best)),
             "attempts_per_question": sum(x["attempts"] for x in res) / max(1, n),
+            "lookup_questions": sum(bool(x.get("looked_up")) for x in res),
             "seconds_per_question": sum(x["seconds"] for x in res) / max(1, n),
         }
     groups: dict[str, list[dict]] = defaultdict(list)
@@ -285,6 +289,7 @@ def main() -> None:
         runs = {"docqa": (heads.fact_weights(percent), True)}
         if not args.no_baselines:
             runs["baseline: fact ranker without the reranker"] = (heads.fact_weights(percent), True)
+            runs["baseline: no lookup steps"] = (heads.fact_weights(percent), True)
             if heads.config.get("shape_mix"):
                 runs["baseline: shape head without the reader"] = (heads.fact_weights(percent), True)
             runs["baseline: MiniLM retrieval"] = (None, True)
@@ -296,10 +301,12 @@ def main() -> None:
             own, where = (other, Path(args.baseline_model)) if label.startswith("baseline: build ") \
                 else (heads, model)
             threshold = own.config.get("thresholds", {}).get(percent, own.threshold) if use_heads else 0.0
-            reranker = own.fact_reranker() if label in ("docqa", "baseline: shape head without the reader") \
+            reranker = own.fact_reranker() if label in ("docqa", "baseline: shape head without the reader",
+                                                        "baseline: no lookup steps") \
                 or own is not heads else None
             res = evaluate(family, problems, weights, featurizer, percent, threshold, use_heads, strategies, where,
-                           reranker, 0.0 if "without the reader" in label else None)
+                           reranker, 0.0 if "without the reader" in label else None,
+                           lookups=label != "baseline: no lookup steps")
             report["results"][f"{family.name} / {label}"] = res
             plots[f"{family.name} / {label}"] = res
     if args.lm_baseline:
@@ -345,6 +352,9 @@ def print_table(report: dict[str, Any]) -> None:
             print(f"{'':52}   recall@3 of the gold facts stating a program operand: {res['operand_recall@3']:.3f}; "
                   f"all of them among the facts the reasoner reads: {res['operands_seen']:.3f} "
                   f"(n={res['operand_questions']})")
+        looked = {s: v["lookup_questions"] for s, v in res["strategies"].items() if v.get("lookup_questions")}
+        if looked:
+            print(f"{'':52}   questions with a lookup step: " + ", ".join(f"{s} {v}" for s, v in looked.items()))
         if res.get("shape_accuracy") is not None:
             print(f"{'':52}   shape accuracy (expressible gold programs): {res['shape_accuracy']:.3f}")
         if res.get("buckets"):
