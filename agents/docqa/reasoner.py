@@ -10,8 +10,8 @@ For a question and its retrieved facts it
 
 Traces are proposed best first; the graph executes and verifies each line, and on a failure asks
 again with the rejected lines to avoid, which yields the next candidate. When the question names
-words or years that none of the facts read states, the first step is a lookup for them
-(``x1 = lookup("kichler goodwill")``): the graph asks the knowledge store, the facts it fetches
+a year that none of the facts read states, the first step is a lookup for it
+(``x1 = lookup("net sales 2016")``): the graph asks the knowledge store, the facts it fetches
 join the ones read, and the trace goes on from all of them (a second hop). ``TraceConfidence`` (the
 verifier's ``step_scorer``) rejects a step whose trace the ranker is not confident in, so a
 doubtful answer ends "unverified" rather than stated.
