@@ -42,6 +42,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 OUT = Path(__file__).resolve().parent / "out"
 
+NO_LOOKUPS = "baseline: no lookup steps"  # the same agent with DocQAReasoner(lookups=False)
 # strategy -> (retries per position, backtracks): how many candidate traces the verifier may try
 STRATEGIES = {"first trace": (1, 0), "verify + retry 3": (3, 1), "verify + retry 8": (8, 2)}
 
@@ -109,7 +110,7 @@ def evaluate(family: Any, problems: list, weights: list[float] | None, featurize
     from agents.docqa.cells import evidence_cells
     from agents.docqa.examples import gold_facts
     from agents.docqa.knowledge import PageKnowledge
-    from agents.docqa.reasoner import SHAPE_LABELS, DocQAReasoner
+    from agents.docqa.reasoner import LOOKUP_STEP, SHAPE_LABELS, DocQAReasoner
     from agents.docqa.shapes import canonical
     from dca import Agent
 
@@ -150,7 +151,7 @@ def evaluate(family: Any, problems: list, weights: list[float] | None, featurize
             row["strategies"][name] = {
                 "status": result.status, "correct": result.status == "verified" and family.score(p, result.answer),
                 "attempts": len(result.attempts), "seconds": time.perf_counter() - t0,
-                "looked_up": any("lookup(" in s.text for s in result.steps + result.attempts),
+                "looked_up": any(s.text.startswith(LOOKUP_STEP) for s in result.steps + result.attempts),
             }
         row["seconds"] = time.perf_counter() - start
         rows.append(row)
@@ -289,7 +290,7 @@ def main() -> None:
         runs = {"docqa": (heads.fact_weights(percent), True)}
         if not args.no_baselines:
             runs["baseline: fact ranker without the reranker"] = (heads.fact_weights(percent), True)
-            runs["baseline: no lookup steps"] = (heads.fact_weights(percent), True)
+            runs[NO_LOOKUPS] = (heads.fact_weights(percent), True)
             if heads.config.get("shape_mix"):
                 runs["baseline: shape head without the reader"] = (heads.fact_weights(percent), True)
             runs["baseline: MiniLM retrieval"] = (None, True)
@@ -302,11 +303,11 @@ def main() -> None:
                 else (heads, model)
             threshold = own.config.get("thresholds", {}).get(percent, own.threshold) if use_heads else 0.0
             reranker = own.fact_reranker() if label in ("docqa", "baseline: shape head without the reader",
-                                                        "baseline: no lookup steps") \
+                                                        NO_LOOKUPS) \
                 or own is not heads else None
             res = evaluate(family, problems, weights, featurizer, percent, threshold, use_heads, strategies, where,
                            reranker, 0.0 if "without the reader" in label else None,
-                           lookups=label != "baseline: no lookup steps")
+                           lookups=label != NO_LOOKUPS)
             report["results"][f"{family.name} / {label}"] = res
             plots[f"{family.name} / {label}"] = res
     if args.lm_baseline:

@@ -9,6 +9,7 @@ reasoner can tell the facts a lookup fetched from those retrieved for the task.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Callable
 
 from dca.abilities import Knowledge
@@ -58,8 +59,7 @@ def make_lookup(knowledge: Knowledge, *, k: int = 3,
     def lookup(query: str) -> float:
         if not query.strip():
             raise StepError("call", "lookup() needs a non-empty query")
-        evidence = [Evidence(id=e.id, text=e.text, score=e.score, source=e.source,
-                             metadata={**e.metadata, LOOKUP: query}) for e in knowledge.retrieve(query, k)]
+        evidence = [replace(e, metadata={**e.metadata, LOOKUP: query}) for e in knowledge.retrieve(query, k)]
         found = extract_value(query, evidence)
         if found is None:
             raise StepError("lookup", f"no number found for {query[:60]!r} in {len(evidence)} evidence chunk(s)")

@@ -50,6 +50,7 @@ _OPERATION = frozenset("percentage percent percentual change changes ratio porti
                        "net rate much many value sum combined greater higher lower more less than times per "
                        "five three two four period ended end".split())
 _NAME = re.compile(r"\bx(\d+)\b")
+LOOKUP_STEP = "x1 = lookup("  # how a trace's first step, a lookup, begins (``lookup_line``)
 CELL_FEATURES = ("label_sim", "label_covered", "question_covered", "year_in_question", "other_year",
                  "column_words", "fact_rank", "is_table", "value_in_question", "percent_cell",
                  "percent_both", "total_both", "zero", "operand_reader", "bias")
@@ -112,11 +113,16 @@ def cell_features(q: Question, cell: Cell, label_sim: float, reader: float = 0.0
     ]
 
 
+def _named(c: Cell) -> set[str]:
+    """The words a cell's row label and column header name it by (years aside)."""
+    return words(c.label) | words(_YEAR.sub(" ", c.column))
+
+
 def _mention_order(q: Question, a: Cell, b: Cell) -> float:
     """1 when the question names ``a`` before ``b``, -1 after, 0 when it cannot tell: by the words
     and years that tell the two apart ("receivables" and "liabilities" of "breast implant ...")."""
     def said(c: Cell) -> set[str]:
-        return words(c.label) | words(_YEAR.sub(" ", c.column)) | {str(y) for y in c.years}
+        return _named(c) | {str(y) for y in c.years}
 
     text = q.text.lower()
 
@@ -143,7 +149,7 @@ def trace_features(q: Question, shape: Shape, shape_logp: float, cells: list[Cel
         part = 1.0 if abs(a.value) <= abs(b.value) else -1.0
     mention = _mention_order(q, a, b) if two else 0.0
     num = isinstance(value, (int, float)) and not isinstance(value, bool)
-    said = set().union(*(words(c.label) | words(_YEAR.sub(" ", c.column)) for c in cells))
+    said = set().union(*(_named(c) for c in cells))
     years = {y for c in cells for y in c.years}
     whole = 0.0
     if two and (shape.order == "part" or shape.name == "share_of_sum"):
@@ -458,7 +464,7 @@ def lookup_query(question: str, facts: list[Evidence]) -> str:
 def lookup_line(query: str) -> str:
     """The first step of a trace that looks up ``query`` (its value is the number the store's best
     fact gives for it; the facts it fetches are what the next steps may use)."""
-    return f"x1 = lookup({json.dumps(query)})"
+    return f"{LOOKUP_STEP}{json.dumps(query)})"
 
 
 def _shifted(lines: list[str], by: int) -> list[str]:
@@ -574,7 +580,7 @@ class DocQAReasoner:
         avoid = set(request.avoid)
         if pos == 0 and (first := self.lookup(request.task, request.evidence)) and first not in avoid:
             return [Proposal(lines=[first], score=1.0, compute=Compute(model_calls=1))]
-        prefix = done[:1] if done and done[0].startswith("x1 = lookup(") else []
+        prefix = done[:1] if done and done[0].startswith(LOOKUP_STEP) else []
         out: list[Proposal] = []
         for c in self.candidates(request.task, request.evidence, prefix):
             if c.lines[:pos] != done or len(c.lines) <= pos or c.lines[pos] in avoid:
