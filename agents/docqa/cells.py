@@ -14,7 +14,8 @@ from dca.numbers import Number, find_numbers, parse_number
 from dca.types import Evidence
 
 SCALE_FACTORS = {"": 1.0, "thousand": 1e3, "million": 1e6, "billion": 1e9}
-_YEAR = re.compile(r"\b(19[5-9]\d|20[0-4]\d)\b")
+# a year as report pages write one (1950-2049)
+YEAR = re.compile(r"\b(19[5-9]\d|20[0-4]\d)\b")
 _CONTEXT_WORDS = 8
 # "december 31", "june 30 ,": the day of a date, not an amount (18 % of the numbers in the training
 # pages' paragraphs; none of them a gold operand)
@@ -45,11 +46,11 @@ class Cell:
     @property
     def year_like(self) -> bool:
         """A bare year ("2014") in a table: usually a heading, rarely an amount to compute with."""
-        return self.kind == "table" and bool(_YEAR.fullmatch(self.text.strip()))
+        return self.kind == "table" and bool(YEAR.fullmatch(self.text.strip()))
 
     @property
     def years(self) -> list[int]:
-        return [int(y) for y in _YEAR.findall(self.column or self.label)]
+        return [int(y) for y in YEAR.findall(self.column or self.label)]
 
 
 def _split_row(text: str) -> tuple[str, list[str]]:

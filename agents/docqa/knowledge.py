@@ -19,11 +19,11 @@ import re
 from collections import Counter
 from typing import Any
 
+from agents.docqa.cells import YEAR
 from dca.types import Evidence
 
 FACT_FEATURES = ("dense", "dense_rank", "idf_overlap", "covered", "years_hit", "years_missed", "label_overlap",
                  "numbers_hit", "is_table", "short", "bias", "table_context")
-_YEAR = re.compile(r"\b(19[5-9]\d|20[0-4]\d)\b")
 _WORD = re.compile(r"[a-z]+")
 _STOP = frozenset("the of in and a an to for on at by is was what were from as with how much many does did do "
                   "this that its it be are".split())
@@ -50,7 +50,7 @@ def fact_features(question: str, facts: list[Evidence], dense: list[float]) -> l
     from dca.numbers import find_numbers
 
     q = _words(question)
-    years = set(_YEAR.findall(question))
+    years = set(YEAR.findall(question))
     qnums = {round(abs(n.value), 6) for n in find_numbers(question) if not n.is_year}
     bags = [_words(f.text) for f in facts]
     df = Counter(w for b in bags for w in b)
@@ -61,7 +61,7 @@ def fact_features(question: str, facts: list[Evidence], dense: list[float]) -> l
     dense_rank = {i: r for r, i in enumerate(order)}
     rows = []
     for i, (f, bag) in enumerate(zip(facts, bags)):
-        fyears = set(_YEAR.findall(f.text))
+        fyears = set(YEAR.findall(f.text))
         label = _words(str(f.metadata.get("label") or f.text.split(":", 1)[0]))
         nums = {round(abs(x.value), 6) for x in find_numbers(f.text)}
         rows.append([

@@ -28,7 +28,7 @@ from itertools import permutations
 from pathlib import Path
 from typing import Any
 
-from agents.docqa.cells import Cell, evidence_cells
+from agents.docqa.cells import YEAR, Cell, evidence_cells
 from agents.docqa.shapes import NAMES, SHAPES, Shape
 from dca.abilities import Proposal, ProposeRequest
 from dca.types import Compute, Evidence, Step
@@ -40,7 +40,6 @@ _CUES = ("percent", "percentage", "%", "change", "increase", "decrease", "differ
          "growth", "times", "multiple", "how much", "what was", "what is", "rate", "per", "compared", "from")
 _RATIO_Q = re.compile(r"\bratio\b|\btimes\b", re.I)  # "the ratio of A to B", "A was how many times B"
 _PERCENT_Q = re.compile(r"\bpercent(age)?\b(?!\s+points?)|%|\bgrowth rate\b", re.I)
-_YEAR = re.compile(r"\b(19[5-9]\d|20[0-4]\d)\b")
 _WORD = re.compile(r"[a-z]+")
 _STOP = frozenset("the of in and a an to for on at by is was what were from as with how much many does did do "
                   "this that its it be are during year years total amount".split())
@@ -87,13 +86,13 @@ class Question:
         from dca.numbers import find_numbers
 
         nums = {round(abs(n.value), 6) for n in find_numbers(text) if not n.is_year}
-        return cls(text, words(text), [int(y) for y in _YEAR.findall(text)], nums, asks_percent(text))
+        return cls(text, words(text), [int(y) for y in YEAR.findall(text)], nums, asks_percent(text))
 
 
 def cell_features(q: Question, cell: Cell, label_sim: float, reader: float = 0.0) -> list[float]:
     lab = words(cell.label)
     col_years = cell.years if cell.kind == "table" else []
-    col_words = words(_YEAR.sub(" ", cell.column)) if cell.kind == "table" else set()
+    col_words = words(YEAR.sub(" ", cell.column)) if cell.kind == "table" else set()
     return [
         label_sim,
         len(q.words & lab) / max(1, len(lab)),
@@ -115,7 +114,7 @@ def cell_features(q: Question, cell: Cell, label_sim: float, reader: float = 0.0
 
 def _named(c: Cell) -> set[str]:
     """The words a cell's row label and column header name it by (years aside)."""
-    return words(c.label) | words(_YEAR.sub(" ", c.column))
+    return words(c.label) | words(YEAR.sub(" ", c.column))
 
 
 def _mention_order(q: Question, a: Cell, b: Cell) -> float:
@@ -453,8 +452,8 @@ def lookup_query(question: str, facts: list[Evidence]) -> str:
     Only a missing year triggers a lookup: looking up every content word no fact read states fired
     on 118 of FinQA's 193 training questions (and 78 of its 107 dev ones) and changed one answer;
     docs/docqa.md has the figures."""
-    stated = set(_YEAR.findall(" ".join(e.text for e in facts)))
-    missing = [y for y in dict.fromkeys(_YEAR.findall(question)) if y not in stated]
+    stated = set(YEAR.findall(" ".join(e.text for e in facts)))
+    missing = [y for y in dict.fromkeys(YEAR.findall(question)) if y not in stated]
     if not missing:
         return ""
     named = [w for w in dict.fromkeys(_WORD.findall(question.lower())) if w in words(w) and w not in _OPERATION]
