@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -472,6 +473,9 @@ def train_reasoner(problems: list[Problem], out: str | Path, *, quick: bool = Fa
     # 6. the fact reranker (a cross-encoder), beside the heads
     train_fact_reranker(problems, out / FACT_RERANKER, seed=seed, quick=quick)
     heads.save(out)
+    # the out-of-fold (top-1 confidence, right) pairs the thresholds come from, per convention, so a
+    # gate can be studied without a rebuild
+    (out / "oof_confidence.json").write_text(json.dumps(pairs), encoding="utf-8")
     if progress:
         print(f"docqa reasoner: shape cv acc {shape_acc:.3f}, oracle {oracle:.3f}, held-out top-1 {held_acc:.3f}, "
               f"threshold {threshold:.3f} {thresholds} {held_by}")
