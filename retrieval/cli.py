@@ -85,7 +85,7 @@ def _guard(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namesp
         try:
             return fn(args)
         except RetrievalError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"dca: error: {exc}", file=sys.stderr)  # as every dca command says it
             return 2
 
     run.__doc__ = fn.__doc__

@@ -131,7 +131,7 @@ def test_cli_index_and_search(tmp_path, corpus, capsys):
     args = parser.parse_args(["index", str(tmp_path / "absent"), "--collection", "clidocs", "--store", store])
     assert args.func(args) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "no such file" in err and "Traceback" not in err
+    assert err.startswith("dca: error: ") and "no such file" in err and "Traceback" not in err
 
 
 def test_a_relative_store_path_opened_from_two_directories_is_two_stores(tmp_path, monkeypatch):
