@@ -12,7 +12,7 @@ documents; both by dca's hash splits):
   "stated" counts only answers the agent states as verified, "best trace" the reasoner's top
   trace whatever the verifier says (what FinQA's metric scores);
 - where the questions are lost (``loss_bucket``: retrieval miss, shape not expressible, wrong
-  shape, wrong operands, scale/percent, tolerance);
+  shape, wrong operands, sign, scale/percent, tolerance);
 - accuracy by the gold program's number of steps, and per search strategy (first trace only,
   verifier-guided retries, a deeper retry budget), with the compute each spends;
 - precision among verified answers, and the share of wrong answers flagged unverified;
@@ -73,8 +73,8 @@ def operand_facts(problem: Any, gold: set[str]) -> set[str]:
 
 def loss_bucket(family: Any, problem: Any, cands: list, facts: list, page_cells: list) -> str:
     """Where a question is lost: correct, shape not expressible, an operand not on the page or not
-    in the facts the reasoner saw (retrieval miss), scale/percent (off by 100 or 1000), tolerance
-    (within 1 %), or the top trace's shape / operands wrong ("+" when a right candidate existed)."""
+    in the facts the reasoner saw (retrieval miss), the sign (A - B for B - A), scale/percent (off by
+    100 or 1000), tolerance (within 1 %), or the top trace's shape / operands wrong ("+" when a right candidate existed)."""
     from agents.docqa.cells import evidence_cells, same_number
     from agents.docqa.shapes import canonical
 
@@ -91,6 +91,8 @@ def loss_bucket(family: Any, problem: Any, cands: list, facts: list, page_cells:
     value, gold = (cands[0].value if cands else None), problem.answer
     if isinstance(value, (int, float)) and isinstance(gold, (int, float)) and not isinstance(value, bool) \
             and not isinstance(gold, bool) and gold:
+        if abs(value / gold + 1) < 0.01:
+            return "sign"
         ratio = abs(value / gold)
         if abs(ratio - 1) < 0.01:
             return "tolerance"

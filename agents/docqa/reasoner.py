@@ -39,6 +39,7 @@ _CUES = ("percent", "percentage", "%", "change", "increase", "decrease", "differ
          "sum", "combined", "ratio", "portion", "proportion", "share", "greater", "more than", "higher", "exceed",
          "growth", "times", "multiple", "how much", "what was", "what is", "rate", "per", "compared", "from")
 _RATIO_Q = re.compile(r"\bratio\b|\btimes\b", re.I)  # "the ratio of A to B", "A was how many times B"
+_DIFFERENCE_Q = re.compile(r"\bdifference\b", re.I)
 _PERCENT_Q = re.compile(r"\bpercent(age)?\b(?!\s+points?)|%|\bgrowth rate\b", re.I)
 _WORD = re.compile(r"[a-z]+")
 _STOP = frozenset("the of in and a an to for on at by is was what were from as with how much many does did do "
@@ -56,7 +57,8 @@ CELL_FEATURES = ("label_sim", "label_covered", "question_covered", "year_in_ques
 TRACE_FEATURES = ("shape_logp", "operand_mean", "operand_min", "same_row", "same_column", "same_fact",
                   "year_order", "part_of_whole", "mention_order", "equal_values", "ratio_result_large",
                   "result_zero", "percent_mismatch", "slots", "coverage", "years_covered", "whole_total",
-                  "unit_ratio", "quoted_operands", "ratio_mention_order") + tuple(f"shape_{n}" for n in NAMES) + \
+                  "unit_ratio", "quoted_operands", "ratio_mention_order", "difference_sign") + \
+    tuple(f"shape_{n}" for n in NAMES) + \
     tuple(f"ratio_page_shape_{n}" for n in NAMES)
 
 
@@ -176,6 +178,8 @@ def trace_features(q: Question, shape: Shape, shape_logp: float, cells: list[Cel
         1.0 if num and shape.percent_step and 0 < abs(value) <= 1 else 0.0,
         float(sum(round(abs(c.value), 6) in q.numbers for c in cells)),
         mention if _RATIO_Q.search(q.text) else 0.0,  # a ratio's order is the question's, not part and whole
+        # "the difference between A and B" is mostly stated positive (89 % of TAT-QA's training ones)
+        float((value > 0) - (value < 0)) if num and shape.name == "subtract" and _DIFFERENCE_Q.search(q.text) else 0.0,
     ] + one_hot + [v if percent == "ratio" else 0.0 for v in one_hot]
 
 

@@ -369,6 +369,26 @@ def test_mention_order_reads_the_words_that_tell_two_operands_apart():
     assert trace_features(share, SHAPES["divide"], 0.0, [receivables, liabilities], [0.0, 0.0], 130 / 7)[at] == 0.0
 
 
+def test_a_difference_question_tells_the_ranker_the_sign_of_a_subtraction():
+    """"The difference between A and B" is stated positive; a change keeps its sign."""
+    from agents.docqa.cells import Cell
+    from agents.docqa.reasoner import TRACE_FEATURES, Question, trace_features
+    from agents.docqa.shapes import SHAPES
+
+    at = TRACE_FEATURES.index("difference_sign")
+    domestic = Cell(1.9, "1.9", "domestic discount rate", "2019", "f1", 0, "table", row=1)
+    foreign = Cell(4.0, "4", "international discount rate", "2019", "f2", 1, "table", row=2)
+    q = Question.of("What is the difference between the domestic and international discount rates in 2019?")
+
+    def sign(question: Question, a: Cell, b: Cell, shape: str = "subtract") -> float:
+        return trace_features(question, SHAPES[shape], 0.0, [a, b], [0.0, 0.0], a.value - b.value)[at]
+
+    assert sign(q, foreign, domestic) == 1.0 and sign(q, domestic, foreign) == -1.0
+    assert sign(q, foreign, foreign) == 0.0  # no sign to prefer
+    assert sign(Question.of("What was the change in the discount rate from 2018 to 2019?"), domestic, foreign) == 0.0
+    assert sign(q, domestic, foreign, "change_ratio") == 0.0  # only a plain subtraction
+
+
 def test_a_year_no_fact_read_states_is_looked_up_and_the_trace_reads_what_the_lookup_fetched():
     """Two hops: the fact retrieved for the question gives 2019 (or 2016) only; the first step looks
     up the other year, and the traces that follow it compute with the fact the lookup fetched."""
