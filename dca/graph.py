@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Callable, TypedDict
 
 from dca.abilities import Knowledge, Logic, ProposeRequest, Wording
-from dca.reasoning.steps import ANSWER, Interpreter, ParsedStep, StepError, format_value
+from dca.reasoning.steps import ANSWER, Interpreter, ParsedStep, StepError, format_value, parse_step
 from dca.types import Compute, Evidence, Step, Verdict
 from dca.verifier import CheckContext, FailurePolicy, Verifier
 
@@ -73,6 +73,14 @@ class Abilities:
     @property
     def active_verifier(self) -> Verifier:
         return self.verifier or self._structural
+
+
+def _reads(line: str, name: str | None) -> bool:
+    """Whether a step line reads ``name`` (an unparsable line counts as reading it)."""
+    try:
+        return name in parse_step(line).names
+    except StepError:
+        return True
 
 
 def _event(kind: str, node: str, **data: Any) -> dict:
@@ -214,8 +222,11 @@ def build_graph(ab: Abilities):
         backtracks = state.get("backtracks", 0)
         if backtracks < policy.backtracks and steps:
             undone = steps.pop()
-            avoid.pop(str(pos), None)
-            avoid.setdefault(str(pos - 1), []).append(undone.text)
+            # a rejected line that never reads the undone step's name was judged on its own
+            # operands: proposed one position earlier it would repeat that verdict, so it stays
+            # avoided there (a lookup undone, its literal answer lines are not tried again)
+            kept = [line for line in avoid.pop(str(pos), []) if not _reads(line, undone.target)]
+            avoid.setdefault(str(pos - 1), []).extend([undone.text, *kept])
             events.append(_event("backtracked", "verify", position=pos - 1, undone=undone.text))
             out.update(steps=[s.to_dict() for s in steps], tries=0, backtracks=backtracks + 1,
                        avoid=avoid, events=events)

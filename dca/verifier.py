@@ -773,7 +773,8 @@ class FailurePolicy:
     ``temperature(i)`` = ``temperatures[i]``, the last entry repeating (so ``[0.0, 0.7, 1.0]`` is
     greedy first, then hotter), and lines already rejected there are passed as ``avoid``. When the
     tries are spent it undoes the last verified step (at most ``backtracks`` times per run), marks
-    that step's line as rejected at its position and proposes again there. When neither is left,
+    that step's line as rejected at its position, together with the lines rejected after it that
+    never read its name, and proposes again there. When neither is left,
     the run stops "unverified" with the failed check's name and reason. ``max_steps`` verified
     steps without an answer also stop it.
     """

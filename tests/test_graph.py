@@ -74,6 +74,27 @@ def test_backtracking_undoes_the_previous_step_and_tries_another():
     assert [a.text for a in result.attempts if not a.ok][0] == "answer = x1 / 4321"
 
 
+def test_a_line_rejected_after_a_step_it_never_reads_is_not_retried_once_that_step_is_undone():
+    """After x1 is undone, "answer = 7777 - 1" would be judged exactly as before; the budget goes
+    to a new line instead. A rejected line that reads x1 is forgotten with it."""
+    seen: list[tuple[int, list[str]]] = []
+
+    class Logic(ScriptedLogic):
+        def propose(self, request):
+            pos = len(request.steps)
+            seen.append((pos, list(request.avoid)))
+            lines = {0: ["x1 = 5829 - 5735", "answer = 7777 - 1", "answer = 1200 - 1100"],
+                     1: ["answer = 7777 - 1", "answer = x1 * 8888"]}[pos]
+            return [dca.Proposal(lines=[next(x for x in lines if x not in request.avoid)])]
+
+    v = Verifier(policy=FailurePolicy(retries=2, backtracks=1))
+    r = dca.Agent(logic=Logic([]), knowledge=FactsKnowledge(FACTS), wording=EchoWording(), verifier=v).run(
+        "How did operating expenses change?")
+    assert r.verified and r.answer == 100
+    assert [a.text for a in r.attempts if not a.ok] == ["answer = 7777 - 1", "answer = x1 * 8888"]
+    assert seen[-1] == (0, ["x1 = 5829 - 5735", "answer = 7777 - 1"])
+
+
 def test_verifier_off_lets_ungrounded_steps_through():
     r = agent([["x1 = 7777 * 3"], ["answer = x1"]], verifier=None).run(TASK)
     assert r.verified and r.answer == 23331
