@@ -460,7 +460,8 @@ def lookup_query(question: str, facts: list[Evidence]) -> str:
     missing = [y for y in dict.fromkeys(YEAR.findall(question)) if y not in stated]
     if not missing:
         return ""
-    named = [w for w in dict.fromkeys(_WORD.findall(question.lower())) if w in words(w) and w not in _OPERATION]
+    content = words(question)
+    named = [w for w in dict.fromkeys(_WORD.findall(question.lower())) if w in content and w not in _OPERATION]
     return " ".join(named + missing)
 
 
