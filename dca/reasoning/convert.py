@@ -693,6 +693,77 @@ def tatqa_trace(derivation: str, answer: Value, scale: str = "") -> Converted:
     return best
 
 
+_TABLE_YEAR = re.compile(r"\b(19\d\d|20\d\d)\b")
+_SMALLER = re.compile(r"\b(less|lower|lowest|least|smaller|smallest|fewer|negative|decreas\w*|below|under)\b", re.I)
+_WORD = re.compile(r"[a-z]+")
+
+
+def year_question_trace(question: str, answer: Value, table: list[list[str]], derivation: str = "") -> Converted:
+    """A TAT-QA "in which year was X larger / less than N?" span answer as one comparison step,
+    ``answer = 2019 if 592 > 519 else 2018``, whose operands are two cells of one table row and
+    whose years are their columns' headings.
+
+    The two values are the derivation's (``592>519``, ``56<63<66``: its first two) where it
+    compares numbers; otherwise the row is the one whose label shares most words with the question
+    and whose answer-year cell compares with another year's cell as the question asks ("less",
+    "lower", "negative": smaller; otherwise larger). Raises ``ConvertError`` when no row fits."""
+    from dca.numbers import parse_number
+
+    year = _tatqa_number(answer)
+    if year is None or not year.is_integer() or not _TABLE_YEAR.fullmatch(str(int(year))):
+        raise ConvertError(f"TAT-QA answer {answer!r} is not a year")
+    year = int(year)
+    parts = [p for p in re.split(r"[<>]", derivation or "") if p.strip()]
+    given = [parse_number(p) for p in parts] if len(parts) >= 2 and re.search(r"[<>]", derivation) else []
+    if given and any(v is None for v in given):
+        given = []
+    smaller = "<" in derivation if given else bool(_SMALLER.search(question))
+    op = "<" if smaller else ">"
+    column_years = _column_years(table)
+    asked = {w for w in _WORD.findall(question.lower()) if len(w) > 2}
+    best: tuple[int, str] | None = None
+    for i, row in enumerate(table):
+        cells = [(j, v) for j, c in enumerate(row) if (j, i) in column_years and (v := parse_number(str(c))) is not None]
+        if len(cells) < 2:
+            continue
+        mine = [(j, v) for j, v in cells if column_years[(j, i)] == year]
+        others = [(j, v) for j, v in cells if column_years[(j, i)] != year]
+        if given:
+            a, b = given[0], given[1]
+            pick = [((ja, va), (jb, vb)) for ja, va in mine for jb, vb in others
+                    if abs(abs(va) - abs(a)) < 1e-9 and abs(abs(vb) - abs(b)) < 1e-9]
+        else:
+            pick = [((ja, va), (jb, vb)) for ja, va in mine for jb, vb in others if (va < vb if smaller else va > vb)]
+        if not pick:
+            continue
+        (ja, va), (jb, vb) = pick[0]
+        overlap = len(asked & set(_WORD.findall(" ".join(str(c) for c in row[:1]).lower())))
+        line = (f"{ANSWER} = {year} if {number_text(repr(va))} {op} {number_text(repr(vb))} "
+                f"else {column_years[(jb, i)]}")
+        if best is None or overlap > best[0]:
+            best = (overlap, line)
+    if best is None or (not given and best[0] == 0):
+        raise ConvertError(f"no table row compares {year} with another year as the question asks")
+    conv = Converted([best[1]], [float(year)], year)
+    if conv.run()[-1] != year:
+        raise ConvertError(f"the comparison {best[1]!r} does not give {year}")
+    return conv
+
+
+def _column_years(table: list[list[str]]) -> dict[tuple[int, int], int]:
+    """``{(column, row): year}``: the year the nearest heading above a cell names (one year only)."""
+    out: dict[tuple[int, int], int] = {}
+    heading: dict[int, int] = {}
+    for i, row in enumerate(table):
+        for j, cell in enumerate(row):
+            found = set(_TABLE_YEAR.findall(str(cell)))
+            if len(found) == 1 and not re.search(r"\d[\d,]*\.\d|\d,\d{3}", str(cell)):
+                heading[j] = int(found.pop())
+            elif j in heading:
+                out[(j, i)] = heading[j]
+    return out
+
+
 def _tatqa_expr(text: str, pct: str, base: float, negatives: bool) -> str:
     s = text
     if negatives:  # accounting style: "(71)" is -71

@@ -7,7 +7,7 @@ import pytest
 
 from dca.reasoning.convert import (
     ConvertError, finqa_match, finqa_trace, gsm8k_trace, infix_trace, normalize_arithmetic, tatqa_match,
-    tatqa_trace,
+    tatqa_trace, year_question_trace,
 )
 from dca.reasoning.steps import Interpreter, values_match
 
@@ -89,6 +89,26 @@ def test_tatqa_derivations():
     assert any("does not give" in w for w in bad.warnings)
 
 
+SALES = [["", "2019", "2018", "2017"], ["Sensors", "914", "918", "814"], ["Total sales", "$ 1,496.5", "1,202.9", "1,107.7"],
+         ["Other income (expense), net", "(1,867)", "509", "12"]]
+
+
+def test_a_which_year_answer_becomes_one_comparison_of_two_cells():
+    # the derivation's values pick the cells, the column headings give the years
+    c = year_question_trace("In which year was the amount for Sensors the largest?", ["2018"], SALES, "918>914>814")
+    assert c.lines == ["answer = 2018 if 918 > 914 else 2019"] and c.run()[-1] == 2018
+    assert year_question_trace("Which year has the lowest total sales?", ["2017"], SALES,
+                               "1,107.7<1,202.9").lines == ["answer = 2017 if 1107.7 < 1202.9 else 2018"]
+    # without compared numbers: the row the question names, compared as its wording asks; signs are the table's
+    neg = year_question_trace("In which year was Other income (expense), net negative?", ["2019"], SALES,
+                              "locate and analyze Other income (expense), net in row 3")
+    assert neg.lines == ["answer = 2019 if -1867 < 509 else 2018"]
+    with pytest.raises(ConvertError, match="is not a year"):
+        year_question_trace("In which year was it larger?", ["1,496.5"], SALES)
+    with pytest.raises(ConvertError, match="no table row"):  # no row's 2019 cell is the larger of 918 and 914
+        year_question_trace("In which year was Sensors larger?", ["2019"], SALES, "918>914")
+
+
 def test_tatqa_numeric_rule_with_scale():
     assert tatqa_match(23.4249, 23.42, "percent") and tatqa_match(0.2342, 23.42, "percent")
     assert not tatqa_match(23.4, 23.42, "percent")
@@ -150,3 +170,16 @@ def test_gsm8k_head_arithmetic_becomes_explicit_steps_the_verifier_accepts():
     # constants alone explain nothing: 1 + 2 is not a derivation of 3
     c3 = gsm8k_trace("They got 3 each.\n#### 3", "Ann shares 9 apples among friends. How many each?")
     assert c3.lines[-1] != "answer = 1 + 2"
+
+
+def test_tatqa_which_year_answers_become_comparisons_that_give_the_year(data_dir):
+    from dca.reasoning.tasks.tatqa import TATQA
+
+    tatqa = TATQA(data_dir / "tatqa" / "dev.json")
+    years = [p for split in ("train", "dev") for p in tatqa.problems(split)
+             if p.meta["type"] != "arithmetic" and 1990 <= p.answer <= 2030 and p.answer.is_integer()
+             and "which year" in p.question.lower()]
+    compared = [p for p in years if p.gold and " if " in p.gold[0]]
+    assert len(years) >= 40 and len(compared) / len(years) >= 0.8
+    interp = Interpreter()
+    assert all(interp.run_trace(p.gold)["answer"] == p.answer for p in compared)
