@@ -272,7 +272,11 @@ def main() -> None:
     t0 = time.perf_counter()
     model = Path(args.model) if args.model else ensure_models()["reasoner"]
     build = json.loads((model / "dca_build.json").read_text()) if (model / "dca_build.json").exists() else {}
-    heads = Heads.load(model)
+    try:
+        heads = Heads.load(model)
+        other = Heads.load(Path(args.baseline_model)) if args.baseline_model else None
+    except (ValueError, FileNotFoundError) as exc:
+        raise SystemExit(f"bench/docqa.py: {exc}") from None
     featurizer = Featurizer()
     thresholds = heads.config.get("thresholds", {})
     report: dict[str, Any] = {"build_seconds": build.get("seconds"), "threshold": heads.threshold,
@@ -284,7 +288,6 @@ def main() -> None:
                                                                           "heldout_top1")},
                               "results": {}}
     plots: dict[str, Any] = {}
-    other = Heads.load(Path(args.baseline_model)) if args.baseline_model else None
     for family, percent in ((FinQA(), "ratio"), (TATQA(), "percent")):
         if args.family not in ("all", family.name):
             continue

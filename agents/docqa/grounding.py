@@ -38,9 +38,21 @@ def citing_facts(x: float, cells: list[Cell]) -> list[str]:
     return list(dict.fromkeys(exact + [c.fact_id for c in cells if same_number(x, c)]))
 
 
+def _heading_facts(x: float, tree: ast.AST, cells: list[Cell]) -> list[str]:
+    """The facts whose column headings name year ``x``, when the step answers with it
+    (``answer = 2019 if 592 > 519 else 2018``: the years are what the comparison picks between)."""
+    if not isinstance(tree, ast.IfExp) or not float(x).is_integer():
+        return []
+    picks = [n.value for n in (tree.body, tree.orelse) if isinstance(n, ast.Constant)]
+    if x not in picks:
+        return []
+    return list(dict.fromkeys(c.fact_id for c in cells if c.kind == "table" and int(x) in c.years))
+
+
 class FactGrounded:
     """Check ``fact_grounded``: each literal operand is stated by a retrieved fact (or is an
-    earlier step's value, 0, 1, 100, or the count of terms an earlier step summed)."""
+    earlier step's value, 0, 1, 100, or the count of terms an earlier step summed); a year a
+    comparison answers with must head a column of a retrieved table row."""
 
     name = "fact_grounded"
 
@@ -59,7 +71,7 @@ class FactGrounded:
                 continue
             if float(x).is_integer() and int(abs(x)) in counts:
                 continue
-            found = citing_facts(x, cells)
+            found = citing_facts(x, cells) or _heading_facts(x, ctx.parsed.tree, cells)
             if not found:
                 return Verdict.failed(self.name, f"operand {format_value(x)} is not stated by any retrieved fact")
             cited.extend(found[:1])

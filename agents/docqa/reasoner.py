@@ -37,7 +37,8 @@ OTHER = "other"
 SHAPE_LABELS = NAMES + [OTHER]
 _CUES = ("percent", "percentage", "%", "change", "increase", "decrease", "difference", "average", "mean", "total",
          "sum", "combined", "ratio", "portion", "proportion", "share", "greater", "more than", "higher", "exceed",
-         "growth", "times", "multiple", "how much", "what was", "what is", "rate", "per", "compared", "from")
+         "growth", "times", "multiple", "how much", "what was", "what is", "rate", "per", "compared", "from",
+         "which year", "larger", "largest", "lower", "lowest", "less")
 _RATIO_Q = re.compile(r"\bratio\b|\btimes\b", re.I)  # "the ratio of A to B", "A was how many times B"
 _DIFFERENCE_Q = re.compile(r"\bdifference\b", re.I)
 _PERCENT_Q = re.compile(r"\bpercent(age)?\b(?!\s+points?)|%|\bgrowth rate\b", re.I)
@@ -247,6 +248,12 @@ class Heads:
         if not cfg_path.exists():
             raise FileNotFoundError(f"docqa reasoner: {cfg_path} not found (build it with python -m agents.docqa.train)")
         cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+        for key, ours in (("shapes", SHAPE_LABELS), ("trace_features", list(TRACE_FEATURES)),
+                          ("cell_features", list(CELL_FEATURES))):
+            if key in cfg and cfg[key] != ours:
+                raise ValueError(f"docqa reasoner: {cfg_path}: field {key!r} lists {len(cfg[key])} entries, this "
+                                 f"docqa has {len(ours)} ({_first_difference(cfg[key], ours)}); rebuild it with "
+                                 f"python -m agents.docqa.train --out {directory} --rebuild")
         t = load_file(str(directory / "heads.safetensors"))
         return cls(t["shape_w"].tolist(), t["shape_b"].tolist(), t["operand_w"].tolist(), t["trace_w"].tolist(),
                    float(cfg["null_bias"]), float(cfg["threshold"]), cfg,
@@ -269,6 +276,14 @@ class Heads:
         cfg = {**self.config, "null_bias": self.null_bias, "threshold": self.threshold, "shapes": SHAPE_LABELS,
                "cell_features": list(CELL_FEATURES), "trace_features": list(TRACE_FEATURES)}
         (directory / "config.json").write_text(json.dumps(cfg, indent=1), encoding="utf-8")
+
+
+def _first_difference(theirs: list[str], ours: list[str]) -> str:
+    extra = [x for x in ours if x not in theirs]
+    gone = [x for x in theirs if x not in ours]
+    if extra:
+        return f"new: {', '.join(extra[:3])}"
+    return f"no longer: {', '.join(gone[:3])}" if gone else "in another order"
 
 
 def _dot(w: list[float], x: list[float]) -> float:
@@ -372,7 +387,8 @@ def build_candidates(q: Question, probs: list[float], scored: list[tuple[Cell, l
         logp = math.log(max(probs[i], 1e-9))
         for combo in _operand_sets(shape, scored, width):
             cells = [c for c, _, _ in combo]
-            lines = shape.render([operand_value(c, percent) for c in cells], percent=times100)
+            lines = shape.render([operand_value(c, percent) for c in cells], percent=times100,
+                                 years=[c.years[0] for c in cells] if shape.years else None)
             key = tuple(lines)
             if key in seen:
                 continue
@@ -410,6 +426,10 @@ def _operand_sets(shape: Shape, scored: list[tuple[Cell, list[float], float]], w
         if shape.name in ("add", "average", "multiply") and cells[0].index > cells[1].index and \
                 cells[0].fact_id == cells[1].fact_id:
             continue
+        if shape.years and not (cells[0].fact_id == cells[1].fact_id and cells[0].index < cells[1].index and
+                                len(cells[0].years) == len(cells[1].years) == 1 and
+                                cells[0].years != cells[1].years):
+            continue  # two years' cells of one row, in one order (the other says the same)
         yield combo
 
 

@@ -2,9 +2,11 @@
 
 FinQA's programs and TAT-QA's derivations, converted to dca's step language, fall mostly into a
 few shapes (change, percent change, ratio, sum, average, comparison, a performance graph's return
-against its base 100, a whole table row's sum / mean / max / min). A shape is a template whose
-slots ``A`` to ``D`` (or ``ROW``, every number of one table row) take operand values; ``canonical``
-maps a gold trace back to its shape and slot values, which is how the training labels are made.
+against its base 100, a whole table row's sum / mean / max / min, the year in which a row's value
+is the larger or smaller). A shape is a template whose slots ``A`` to ``D`` (or ``ROW``, every
+number of one table row) take operand values, and ``YA`` / ``YB`` the years of the columns A and B
+sit in; ``canonical`` maps a gold trace back to its shape and slot values, which is how the
+training labels are made.
 """
 from __future__ import annotations
 
@@ -26,14 +28,20 @@ class Shape:
     percent_step: bool = False
     order: str = ""
     row: bool = False  # ``ROW`` stands for every number of one table row (FinQA's table_sum, ...)
+    years: bool = False  # ``YA`` / ``YB`` stand for the years of slot A's and slot B's columns
 
-    def render(self, values: list[float], percent: bool = False) -> list[str]:
+    def render(self, values: list[float], percent: bool = False, years: list[int] | None = None) -> list[str]:
         names = {chr(65 + i): format_value(v) for i, v in enumerate(values)}
         row = ", ".join(format_value(v) for v in values)
         out = []
         for line in self.lines:
             line = line.replace("ROW", row) if self.row else line
-            out.append(re.sub(r"\b([A-D])\b", lambda m: _operand(names[m.group(1)]), line))
+            line = re.sub(r"\b([A-D])\b", lambda m: _operand(names[m.group(1)]), line)
+            if self.years:
+                if not years or len(years) < 2:
+                    raise ValueError(f"shape {self.name} needs the years of its two operands")
+                line = line.replace("YA", str(years[0])).replace("YB", str(years[1]))
+            out.append(line)
         if percent and self.percent_step:
             out[-1] = out[-1] + " * 100"
         return out
@@ -68,12 +76,16 @@ SHAPES: dict[str, Shape] = {s.name: s for s in (
     Shape("row_mean", ("answer = mean(ROW)",), 0, row=True),
     Shape("row_max", ("answer = max(ROW)",), 0, row=True),
     Shape("row_min", ("answer = min(ROW)",), 0, row=True),
+    # "in which year was X larger?": the year of the larger (smaller) of two cells of one row
+    Shape("year_larger", ("answer = YA if A > B else YB",), 2, years=True),
+    Shape("year_smaller", ("answer = YA if A < B else YB",), 2, years=True),
 )}
 NAMES = list(SHAPES)
 
 _NUM = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
 _PAREN = re.compile(r"\(([A-D])\)")
 _ROW = re.compile(r"answer = (sum|mean|max|min)\((.*)\)")
+_YEARS = re.compile(r"((?:19|20)\d\d) if (.+) else ((?:19|20)\d\d)")
 _SAME = {"answer = mean(A, B)": "x1 = A + B|answer = x1 / 2", "answer = mean(A, B, C)": "x1 = A + B + C|answer = x1 / 3",
          "answer = sum(A, B, C)": "answer = A + B + C", "answer = sum(A, B)": "answer = A + B"}
 
@@ -111,6 +123,11 @@ def _by_form(lines: list[str]) -> tuple[str, list[float], bool] | None:
     for line in lines:
         target, _, expr = line.partition("=")
         expr = expr.split("#")[0].strip()
+        if len(lines) == 1 and (m := _YEARS.fullmatch(expr)):  # the years are the columns', not operands
+            expr = f"{m.group(2)} "
+            years_form = True
+        else:
+            years_form = False
 
         def slot(m: re.Match) -> str:
             v = float(m.group(0))
@@ -121,8 +138,8 @@ def _by_form(lines: list[str]) -> tuple[str, list[float], bool] | None:
                 slots[v] = chr(65 + len(slots)) if len(slots) < 4 else "?"
             return slots[v]
 
-        body = _PAREN.sub(r"\1", _NUM.sub(slot, expr))
-        pattern.append(f"{target.strip()} = {body}")
+        body = _PAREN.sub(r"\1", _NUM.sub(slot, expr)).strip()
+        pattern.append(f"{target.strip()} = " + (f"YA if {body} else YB" if years_form else body))
     pattern = _merged(pattern)
     times100 = pattern[-1].endswith(" * 100")
     if times100:
@@ -149,7 +166,7 @@ def _by_value(lines: list[str]) -> tuple[str, list[float], bool] | None:
     literals = [float(m.group(0)) for line in lines for m in _NUM.finditer(line.partition("=")[2].split("#")[0])]
     values = list(dict.fromkeys(v for v in literals if v not in (1, 100)))
     for shape in SHAPES.values():
-        if shape.row or shape.slots != len(values):
+        if shape.row or shape.years or shape.slots != len(values):
             continue
         for perm in permutations(values):
             for times100 in (False, True) if shape.percent_step else (False,):

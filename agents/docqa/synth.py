@@ -1,7 +1,7 @@
 """Synthetic questions over the real tables of training pages, with their gold shape and operands.
 
 Templates of the question types FinQA and TAT-QA ask (change, percent change, ratio, average,
-sum, comparison, a single value), in the wordings of their training questions, are filled with a
+sum, comparison, which year, a single value), in the wordings of their training questions, are filled with a
 table row's label and two (or three) of its columns, so
 the retriever and the reasoner see many more questions than the datasets' few hundred. Only
 training records are used.
@@ -42,6 +42,10 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "row_mean": ("what is the average {L} over the years presented?", "what was the mean {L} for the periods?"),
     "row_max": ("what was the highest {L} in the table?", "what is the maximum {L} during the period?"),
     "row_min": ("what was the lowest {L} in the table?", "what is the minimum {L} during these years?"),
+    "year_larger": ("in which year was {L} larger?", "in which year was the amount of {L} higher?",
+                    "which year had the greater {L}?", "in which year was {L} the largest?"),
+    "year_smaller": ("in which year was {L} lower?", "which year has the lowest {L}?",
+                     "in which year was {L} smaller?", "in which year was {L} less than in {c2}?"),
     # three year columns of one row: "from 2013 to 2015" spans three years
     "add3": ("what is the total {L} from {c3} to {c1}?", "what were total {L} for the three year period?",
              "for {c1}, {c2} and {c3}, what is the total {L}?"),
@@ -58,6 +62,7 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
 ROW_SHAPES = ("row_sum", "row_mean", "row_max", "row_min")
 THREE_SHAPES = ("add3", "average3")
 BASE_SHAPES = ("less_base", "base_return", "return_gap")
+YEAR_SHAPES = ("year_larger", "year_smaller")
 
 
 @dataclass
@@ -121,6 +126,8 @@ def synth_questions(evidence: list[Evidence], rng: random.Random, per_page: int 
         if len(cells) < 2 or not cells[0].column or not cells[1].column or cells[0].column == cells[1].column:
             continue
         a, b = cells[0], cells[1]
+        if shape in YEAR_SHAPES and not (len(a.years) == len(b.years) == 1 and a.years != b.years):
+            continue
         if a.years and b.years and a.years[0] < b.years[0]:
             a, b = b, a  # slot A is the later year
         if shape == "change_ratio_first":  # a decrease stated from the earlier value: (earlier - later) / earlier

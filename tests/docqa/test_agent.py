@@ -150,6 +150,19 @@ def test_threshold_follows_the_percent_convention(tmp_path):
     assert DocQAReasoner(tmp_path / "old", percent="ratio").threshold == pytest.approx(0.5)
 
 
+def test_heads_built_for_other_shapes_fail_to_load_with_the_field_and_the_rebuild_command(tmp_path):
+    from agents.docqa.reasoner import NAMES, TRACE_FEATURES, Heads
+
+    Heads([[0.0]] * (len(NAMES) + 1), [0.0] * (len(NAMES) + 1), [0.0], [0.0] * len(TRACE_FEATURES), 0.0,
+          0.5).save(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["shapes"] = [s for s in cfg["shapes"] if s != "year_smaller"]
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match=r"config.json: field 'shapes' lists \d+ entries.*new: year_smaller.*"
+                                         r"--rebuild"):
+        Heads.load(tmp_path)
+
+
 def test_a_model_built_for_other_features_or_records_counts_as_not_built(tmp_path, monkeypatch):
     from agents.docqa.models import READERS, REASONER, TRAINING_DATA, built, model_dir, synthetic_version
     from agents.docqa.knowledge import FACT_FEATURES

@@ -66,3 +66,14 @@ def test_a_number_only_in_the_question_is_not_a_fact():
     assert not _ok(v, "if revenue grew 7 percent, what is 2019 revenue?", ["answer = 120 * 7"], ev)
     # an average divides by the count of the terms an earlier step summed
     assert _ok(v, "average revenue?", ["x1 = 120 + 100", "answer = x1 / 2"], ev)
+
+
+def test_a_which_year_answer_is_grounded_by_the_columns_its_cells_sit_in(tatqa_train):
+    p = next(p for p in tatqa_train.problems("train") if p.gold and " if " in p.gold[0])
+    v = _verifier()
+    steps = v.check_trace(p.question, p.gold, p.evidence)
+    assert steps[-1].verdict.ok, steps[-1].verdict
+    assert steps[-1].evidence_ids  # the row stating the two cells
+    # a year no column of a retrieved row names is not grounded, though the comparison's cells are
+    invented = p.gold[0].rsplit(" else ", 1)[0] + " else 1957"
+    assert not _ok(v, p.question, [invented], p.evidence)

@@ -115,3 +115,12 @@ def test_three_year_questions_span_three_year_columns_of_one_row(finqa_train):
             assert value == pytest.approx(total if q.shape == "add3" else total / 3)
             seen.add(q.shape)
     assert seen == {"add3", "average3"}
+
+
+def test_a_which_year_comparison_is_a_year_shape_whose_years_are_not_operands():
+    assert canonical(["answer = 2019 if 592 > 519 else 2018"]) == ("year_larger", [592.0, 519.0], False)
+    assert canonical(["answer = 2018 if (-79196) < -77957 else 2019"]) == ("year_smaller", [-79196.0, -77957.0], False)
+    assert SHAPES["year_smaller"].render([-5, 3], years=[2019, 2018]) == ["answer = 2019 if (-5) < 3 else 2018"]
+    assert Interpreter().run_trace(SHAPES["year_larger"].render([5, 30], years=[2019, 2018]))["answer"] == 2018
+    with pytest.raises(ValueError, match="needs the years"):
+        SHAPES["year_larger"].render([5, 30])
