@@ -437,3 +437,28 @@ def test_a_year_no_fact_read_states_is_looked_up_and_the_trace_reads_what_the_lo
     assert any({cell.fact_id for cell in c.cells} == {"f1", "f2"} for c in after)
     off = DocQAReasoner(percent="ratio", use_heads=False, top_facts=1, lookups=False)
     assert off.lookup(question, result.evidence[:1]) == ""
+
+
+def test_a_which_year_question_gets_comparisons_of_two_years_cells_of_one_row(tatqa_train):
+    from agents.docqa.cells import evidence_cells
+    from agents.docqa.grounding import FactGrounded
+    from agents.docqa.reasoner import NAMES, Featurizer, Question, build_candidates, score_cells
+    from dca.verifier import Verifier
+
+    p = next(p for p in tatqa_train.problems("train") if p.gold and " if " in p.gold[0] and " > " in p.gold[0])
+    row = [e for e in p.evidence if e.metadata.get("gold_key") in p.meta["gold_keys"]
+           and e.metadata.get("kind") == "table_row"]
+    q = Question.of(p.question)
+    scored = score_cells(None, Featurizer(), q, [c for c in evidence_cells(row) if not c.year_like])
+    probs = [0.5 if n in ("year_larger", "year_smaller") else 0.0 for n in NAMES]
+    cands = build_candidates(q, probs, scored, "percent", top_shapes=2)
+    years = [c for c in cands if c.shape in ("year_larger", "year_smaller")]
+    assert len(years) == len(cands)
+    assert years and any(c.shape == "year_larger" and c.value == p.answer for c in years)
+    for c in years:
+        a, b = c.cells
+        assert a.fact_id == b.fact_id and a.years != b.years
+        assert c.value in (a.years[0], b.years[0])
+    right = next(c for c in years if c.value == p.answer)
+    checked = Verifier(checks=["parses", "executes", FactGrounded()]).check_trace(p.question, right.lines, row)
+    assert checked[-1].verdict.ok and checked[-1].evidence_ids == [row[0].id]
