@@ -49,7 +49,7 @@ def built(name: str) -> bool:
     if not path.exists():
         return False
     from agents.docqa.knowledge import FACT_FEATURES
-    from agents.docqa.reasoner import CELL_FEATURES, SHAPE_LABELS, TRACE_FEATURES
+    from agents.docqa.reasoner import HEAD_LISTS
 
     cfg = json.loads(path.read_text(encoding="utf-8"))
     info = path.parent / "dca_build.json"
@@ -60,8 +60,7 @@ def built(name: str) -> bool:
         return False  # trained on other synthetic questions
     if not all((path.parent / sub / "config.json").exists() for sub in READERS):
         return False  # built before one of the cross-encoders
-    return (cfg.get("shapes"), cfg.get("trace_features"), cfg.get("cell_features"), cfg.get("fact_features")) == \
-        (SHAPE_LABELS, list(TRACE_FEATURES), list(CELL_FEATURES), list(FACT_FEATURES))
+    return all(cfg.get(key) == ours for key, ours in {**HEAD_LISTS, "fact_features": list(FACT_FEATURES)}.items())
 
 
 def ensure_models(*, progress: bool = True, quick: bool = False) -> dict[str, Path]:

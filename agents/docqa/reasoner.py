@@ -61,6 +61,8 @@ TRACE_FEATURES = ("shape_logp", "operand_mean", "operand_min", "same_row", "same
                   "unit_ratio", "quoted_operands", "ratio_mention_order", "difference_sign") + \
     tuple(f"shape_{n}" for n in NAMES) + \
     tuple(f"ratio_page_shape_{n}" for n in NAMES)
+# the lists a build records in its config.json, which the code loading it must have too
+HEAD_LISTS = {"shapes": SHAPE_LABELS, "trace_features": list(TRACE_FEATURES), "cell_features": list(CELL_FEATURES)}
 
 
 def words(text: str) -> set[str]:
@@ -248,8 +250,7 @@ class Heads:
         if not cfg_path.exists():
             raise FileNotFoundError(f"docqa reasoner: {cfg_path} not found (build it with python -m agents.docqa.train)")
         cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-        for key, ours in (("shapes", SHAPE_LABELS), ("trace_features", list(TRACE_FEATURES)),
-                          ("cell_features", list(CELL_FEATURES))):
+        for key, ours in HEAD_LISTS.items():
             if key in cfg and cfg[key] != ours:
                 raise ValueError(f"docqa reasoner: {cfg_path}: field {key!r} lists {len(cfg[key])} entries, this "
                                  f"docqa has {len(ours)} ({_first_difference(cfg[key], ours)}); rebuild it with "
@@ -273,8 +274,7 @@ class Heads:
                    "fact_w": np.asarray(self.fact_w, dtype=np.float32),
                    "fact_w_ratio": np.asarray(self.fact_w_ratio, dtype=np.float32)},
                   str(directory / "heads.safetensors"))
-        cfg = {**self.config, "null_bias": self.null_bias, "threshold": self.threshold, "shapes": SHAPE_LABELS,
-               "cell_features": list(CELL_FEATURES), "trace_features": list(TRACE_FEATURES)}
+        cfg = {**self.config, "null_bias": self.null_bias, "threshold": self.threshold, **HEAD_LISTS}
         (directory / "config.json").write_text(json.dumps(cfg, indent=1), encoding="utf-8")
 
 
