@@ -53,6 +53,11 @@ class Cell:
         return [int(y) for y in YEAR.findall(self.column or self.label)]
 
 
+def years_apart(a: Cell, b: Cell) -> bool:
+    """Do ``a`` and ``b`` sit in columns of one year each, different years (2019 and 2018)?"""
+    return len(a.years) == len(b.years) == 1 and a.years != b.years
+
+
 def _split_row(text: str) -> tuple[str, list[str]]:
     """``"name: a = 1; b = 2 (caption)"`` -> ``("name", ["a = 1", "b = 2"])``."""
     name, sep, body = text.partition(": ")

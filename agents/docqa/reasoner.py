@@ -28,7 +28,7 @@ from itertools import permutations
 from pathlib import Path
 from typing import Any
 
-from agents.docqa.cells import YEAR, Cell, evidence_cells
+from agents.docqa.cells import YEAR, Cell, evidence_cells, years_apart
 from agents.docqa.shapes import NAMES, SHAPES, Shape
 from dca.abilities import Proposal, ProposeRequest
 from dca.types import Compute, Evidence, Step
@@ -427,8 +427,7 @@ def _operand_sets(shape: Shape, scored: list[tuple[Cell, list[float], float]], w
                 cells[0].fact_id == cells[1].fact_id:
             continue
         if shape.years and not (cells[0].fact_id == cells[1].fact_id and cells[0].index < cells[1].index and
-                                len(cells[0].years) == len(cells[1].years) == 1 and
-                                cells[0].years != cells[1].years):
+                                years_apart(cells[0], cells[1])):
             continue  # two years' cells of one row, in one order (the other says the same)
         yield combo
 

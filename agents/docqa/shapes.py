@@ -123,11 +123,9 @@ def _by_form(lines: list[str]) -> tuple[str, list[float], bool] | None:
     for line in lines:
         target, _, expr = line.partition("=")
         expr = expr.split("#")[0].strip()
-        if len(lines) == 1 and (m := _YEARS.fullmatch(expr)):  # the years are the columns', not operands
-            expr = f"{m.group(2)} "
-            years_form = True
-        else:
-            years_form = False
+        years = _YEARS.fullmatch(expr) if len(lines) == 1 else None
+        if years:  # the years are the columns', not operands
+            expr = years.group(2)
 
         def slot(m: re.Match) -> str:
             v = float(m.group(0))
@@ -138,8 +136,8 @@ def _by_form(lines: list[str]) -> tuple[str, list[float], bool] | None:
                 slots[v] = chr(65 + len(slots)) if len(slots) < 4 else "?"
             return slots[v]
 
-        body = _PAREN.sub(r"\1", _NUM.sub(slot, expr)).strip()
-        pattern.append(f"{target.strip()} = " + (f"YA if {body} else YB" if years_form else body))
+        body = _PAREN.sub(r"\1", _NUM.sub(slot, expr))
+        pattern.append(f"{target.strip()} = " + (f"YA if {body} else YB" if years else body))
     pattern = _merged(pattern)
     times100 = pattern[-1].endswith(" * 100")
     if times100:

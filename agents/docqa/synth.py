@@ -11,7 +11,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from agents.docqa.cells import Cell, table_cells
+from agents.docqa.cells import Cell, table_cells, years_apart
+from agents.docqa.shapes import SHAPES
 from dca.types import Evidence
 
 TEMPLATES: dict[str, tuple[str, ...]] = {
@@ -62,7 +63,6 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
 ROW_SHAPES = ("row_sum", "row_mean", "row_max", "row_min")
 THREE_SHAPES = ("add3", "average3")
 BASE_SHAPES = ("less_base", "base_return", "return_gap")
-YEAR_SHAPES = ("year_larger", "year_smaller")
 
 
 @dataclass
@@ -126,7 +126,7 @@ def synth_questions(evidence: list[Evidence], rng: random.Random, per_page: int 
         if len(cells) < 2 or not cells[0].column or not cells[1].column or cells[0].column == cells[1].column:
             continue
         a, b = cells[0], cells[1]
-        if shape in YEAR_SHAPES and not (len(a.years) == len(b.years) == 1 and a.years != b.years):
+        if SHAPES[shape].years and not years_apart(a, b):
             continue
         if a.years and b.years and a.years[0] < b.years[0]:
             a, b = b, a  # slot A is the later year
