@@ -698,6 +698,12 @@ _SMALLER = re.compile(r"\b(less|lower|lowest|least|smaller|smallest|fewer|negati
 _WORD = re.compile(r"[a-z]+")
 
 
+def year_answer(answer: Value) -> int | None:
+    """The year a TAT-QA answer consists of (``["2019"]`` -> 2019), else None."""
+    x = _tatqa_number(answer)
+    return int(x) if x is not None and x.is_integer() and _TABLE_YEAR.fullmatch(str(int(x))) else None
+
+
 def year_question_trace(question: str, answer: Value, table: list[list[str]], derivation: str = "") -> Converted:
     """A TAT-QA "in which year was X larger / less than N?" span answer as one comparison step,
     ``answer = 2019 if 592 > 519 else 2018``, whose operands are two cells of one table row and
@@ -709,10 +715,9 @@ def year_question_trace(question: str, answer: Value, table: list[list[str]], de
     "lower", "negative": smaller; otherwise larger). Raises ``ConvertError`` when no row fits."""
     from dca.numbers import parse_number
 
-    year = _tatqa_number(answer)
-    if year is None or not year.is_integer() or not _TABLE_YEAR.fullmatch(str(int(year))):
+    year = year_answer(answer)
+    if year is None:
         raise ConvertError(f"TAT-QA answer {answer!r} is not a year")
-    year = int(year)
     parts = [p for p in re.split(r"[<>]", derivation or "") if p.strip()]
     given = [parse_number(p) for p in parts] if len(parts) >= 2 and re.search(r"[<>]", derivation) else []
     if given and any(v is None for v in given):

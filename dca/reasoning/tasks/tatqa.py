@@ -1,13 +1,11 @@
 """TAT-QA questions over report excerpts (a table and paragraphs) whose answer is one number."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Iterator
 
 from dca.numbers import find_numbers, parse_number
-from dca.reasoning.convert import ConvertError, tatqa_match, tatqa_trace, year_question_trace
-from dca.reasoning.steps import format_value
+from dca.reasoning.convert import ConvertError, tatqa_match, tatqa_trace, year_answer, year_question_trace
 from dca.reasoning.tasks.base import Problem
 from dca.reasoning.tasks.files import json_list
 from dca.reasoning.tasks.finqa import facts_as_evidence
@@ -15,7 +13,6 @@ from dca.reasoning.tasks.splits import bucket, check_split, ordered
 from dca.types import Value
 
 DEV_FRACTION = 0.3  # of the documents, chosen by a hash of the document uid
-_YEAR_ANSWER = re.compile(r"(19|20)\d\d")
 
 
 def single_number(answer: object) -> float | None:
@@ -88,7 +85,7 @@ class TATQA:
         except ConvertError as exc:
             gold, stated, warnings = None, [], [str(exc)]
         used = {abs(n.value) for n in find_numbers(derivation)} if derivation else {abs(gold_value)}
-        if kind != "arithmetic" and _YEAR_ANSWER.fullmatch(format_value(gold_value)):
+        if kind != "arithmetic" and year_answer(gold_value) is not None:
             try:  # "in which year was X larger?": a comparison of two cells whose columns are the years
                 conv = year_question_trace(q["question"], gold_value, doc["table"]["table"], q.get("derivation", ""))
                 gold, stated, warnings = conv.lines, conv.stated, conv.warnings
