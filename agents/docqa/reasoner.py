@@ -153,6 +153,15 @@ def trace_features(q: Question, shape: Shape, shape_logp: float, cells: list[Cel
         part = 1.0 if abs(a.value) <= abs(b.value) else -1.0
     mention = _mention_order(q, a, b) if two else 0.0
     num = isinstance(value, (int, float)) and not isinstance(value, bool)
+    # "the ratio of A to B", "A was how many times B": the question states the order, so neither
+    # part-of-whole nor a small result is evidence for one (FinQA's "ratio of receivables to
+    # liabilities" is 18.6, and the priors put 7 / 130 first). Table cells only: a paragraph's
+    # number is labelled by the words around it, which often name both operands ("recognized $0.6
+    # million and $0.8 million ... in 2015 and 2014, respectively")
+    stated = (two and shape.order == "part" and mention != 0 and a.kind == b.kind == "table"
+              and bool(_RATIO_Q.search(q.text)))
+    if stated:
+        part = 0.0
     said = set().union(*(_named(c) for c in cells))
     years = {y for c in cells for y in c.years}
     whole = 0.0
@@ -171,14 +180,14 @@ def trace_features(q: Question, shape: Shape, shape_logp: float, cells: list[Cel
         part,
         mention,
         1.0 if two and len({c.value for c in cells}) < len(cells) else 0.0,
-        1.0 if num and shape.percent_step and abs(value) > 10 else 0.0,
+        1.0 if num and shape.percent_step and abs(value) > 10 and not stated else 0.0,
         1.0 if num and value == 0 else 0.0,
         1.0 if shape.percent_step != q.percent and shape.name in ("change_ratio", "divide") else 0.0,
         float(len(cells)),
         len(q.words & said) / max(1, len(q.words)),
         len(set(q.years) & years) / len(set(q.years)) if q.years else 0.0,
         whole,
-        1.0 if num and shape.percent_step and 0 < abs(value) <= 1 else 0.0,
+        1.0 if num and shape.percent_step and 0 < abs(value) <= 1 and not stated else 0.0,
         float(sum(round(abs(c.value), 6) in q.numbers for c in cells)),
         mention if _RATIO_Q.search(q.text) else 0.0,  # a ratio's order is the question's, not part and whole
         # "the difference between A and B" is mostly stated positive (89 % of TAT-QA's training ones)

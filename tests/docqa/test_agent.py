@@ -382,6 +382,32 @@ def test_mention_order_reads_the_words_that_tell_two_operands_apart():
     assert trace_features(share, SHAPES["divide"], 0.0, [receivables, liabilities], [0.0, 0.0], 130 / 7)[at] == 0.0
 
 
+
+def test_a_ratio_question_that_states_its_order_drops_the_part_of_whole_priors():
+    """"The ratio of receivables (130) to liabilities (7)" is 18.6: with the order stated, neither
+    "the part is the smaller" nor "a ratio is at most 1" may count for 7 / 130. A "portion" question
+    keeps them, and so do paragraph numbers, whose labels name both operands."""
+    from agents.docqa.cells import Cell
+    from agents.docqa.reasoner import TRACE_FEATURES, Question, trace_features
+    from agents.docqa.shapes import SHAPES
+
+    receivables = Cell(130.0, "130", "breast implant receivables", "2005", "f1", 0, "table", row=1)
+    liabilities = Cell(7.0, "$7", "breast implant liabilities", "2005", "f2", 1, "table", row=2)
+    priors = [TRACE_FEATURES.index(n) for n in ("part_of_whole", "ratio_result_large", "unit_ratio")]
+
+    def feats(question: str, a: Cell, b: Cell) -> list[float]:
+        row = trace_features(Question.of(question), SHAPES["divide"], 0.0, [a, b], [0.0, 0.0], a.value / b.value)
+        return [row[i] for i in priors]
+
+    ratio = "in 2005 what was the ratio of the breast implant receivables to the breast implant liabilities"
+    assert feats(ratio, receivables, liabilities) == [0.0, 0.0, 0.0]
+    assert feats(ratio, liabilities, receivables) == [0.0, 0.0, 0.0]
+    portion = "what portion of the breast implant liabilities is the breast implant receivables?"
+    assert feats(portion, receivables, liabilities) == [-1.0, 1.0, 0.0]
+    assert feats(portion, liabilities, receivables) == [1.0, 0.0, 1.0]
+    said = [Cell(c.value, c.text, c.label, c.column, c.fact_id, c.rank, "text") for c in (receivables, liabilities)]
+    assert feats(ratio, *said) == [-1.0, 1.0, 0.0]
+
 def test_a_difference_question_tells_the_ranker_the_sign_of_a_subtraction():
     """"The difference between A and B" is stated positive; a change keeps its sign."""
     from agents.docqa.cells import Cell
