@@ -40,7 +40,10 @@ _CUES = ("percent", "percentage", "%", "change", "increase", "decrease", "differ
          "growth", "times", "multiple", "how much", "what was", "what is", "rate", "per", "compared", "from",
          "which year", "larger", "largest", "lower", "lowest", "less")
 _RATIO_Q = re.compile(r"\bratio\b|\btimes\b", re.I)  # "the ratio of A to B", "A was how many times B"
-_DIFFERENCE_Q = re.compile(r"\bdifference\b", re.I)
+_DIFFERENCE_Q = re.compile(r"\bdifference\b|\brange\b", re.I)  # "the range of X from 2013-2017" is max - min
+# "in which year was X larger?", "which FY has a higher EBITDA?": the answer is a year (all 46 such
+# training questions are answered by one)
+_WHICH_YEAR = re.compile(r"\bwhich (?:fiscal )?(?:year|fy)s?\b|\bwhat year\b", re.I)
 _PERCENT_Q = re.compile(r"\bpercent(age)?\b(?!\s+points?)|%|\bgrowth rate\b", re.I)
 _WORD = re.compile(r"[a-z]+")
 _STOP = frozenset("the of in and a an to for on at by is was what were from as with how much many does did do "
@@ -388,6 +391,9 @@ def build_candidates(q: Question, probs: list[float], scored: list[tuple[Cell, l
 
     interp = Interpreter()
     ranked = sorted(range(len(NAMES)), key=lambda i: -probs[i])[:top_shapes]
+    which_year = bool(_WHICH_YEAR.search(q.text))
+    if which_year:  # a year shape is tried whatever its probability, and answers if it can
+        ranked = [i for i, n in enumerate(NAMES) if SHAPES[n].years] + [i for i in ranked if not SHAPES[NAMES[i]].years]
     times100 = percent == "percent" and q.percent
     out: list[Candidate] = []
     seen: set[tuple[str, ...]] = set()
@@ -408,6 +414,8 @@ def build_candidates(q: Question, probs: list[float], scored: list[tuple[Cell, l
                 continue
             feats = trace_features(q, shape, logp, cells, [lg for _, _, lg in combo], value, percent)
             out.append(Candidate(lines, shape.name, cells, feats, value))
+    if which_year and any(SHAPES[c.shape].years for c in out):
+        out = [c for c in out if SHAPES[c.shape].years]
     return out
 
 

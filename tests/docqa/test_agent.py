@@ -408,6 +408,7 @@ def test_a_ratio_question_that_states_its_order_drops_the_part_of_whole_priors()
     said = [Cell(c.value, c.text, c.label, c.column, c.fact_id, c.rank, "text") for c in (receivables, liabilities)]
     assert feats(ratio, *said) == [-1.0, 1.0, 0.0]
 
+
 def test_a_difference_question_tells_the_ranker_the_sign_of_a_subtraction():
     """"The difference between A and B" is stated positive; a change keeps its sign."""
     from agents.docqa.cells import Cell
@@ -426,6 +427,8 @@ def test_a_difference_question_tells_the_ranker_the_sign_of_a_subtraction():
     assert sign(q, foreign, foreign) == 0.0  # no sign to prefer
     assert sign(Question.of("What was the change in the discount rate from 2018 to 2019?"), domestic, foreign) == 0.0
     assert sign(q, domestic, foreign, "change_ratio") == 0.0  # only a plain subtraction
+    spread = Question.of("What is the range of the discount rates in 2019?")  # a range is max - min
+    assert sign(spread, foreign, domestic) == 1.0 and sign(spread, domestic, foreign) == -1.0
 
 
 def test_a_year_no_fact_read_states_is_looked_up_and_the_trace_reads_what_the_lookup_fetched():
@@ -488,3 +491,26 @@ def test_a_which_year_question_gets_comparisons_of_two_years_cells_of_one_row(ta
     right = next(c for c in years if c.value == p.answer)
     checked = Verifier(checks=["parses", "executes", FactGrounded()]).check_trace(p.question, right.lines, row)
     assert checked[-1].verdict.ok and checked[-1].evidence_ids == [row[0].id]
+
+
+def test_a_which_year_question_is_answered_by_a_year_whatever_the_shape_head_says():
+    """"Which FY has a higher EBITDA?" read by the shape head as the yes/no comparison "greater":
+    the year shapes are still tried, and only they answer."""
+    from agents.docqa.cells import evidence_cells
+    from agents.docqa.reasoner import NAMES, Featurizer, Question, build_candidates, score_cells
+    from dca.types import Evidence
+
+    row = [Evidence(id="r1", text="EBITDA: 30 June 2019 = 63,954; 30 June 2018 = 79,046; Change % = -19% "
+                    "($ in thousands)", source="t", metadata={"kind": "table_row", "label": "EBITDA", "scale": "thousand",
+                                                              "columns": "30 June 2019 | 30 June 2018 | Change %"})]
+    cells = [c for c in evidence_cells(row) if not c.year_like]
+    assert [c.years for c in cells] == [[2019], [2018], []]
+    probs = [0.9 if n == "greater" else 0.1 if n in ("subtract", "change_ratio") else 0.0 for n in NAMES]
+    for question, answer in (("Which FY has a higher EBITDA?", 2018), ("In which year was EBITDA lower?", 2019)):
+        q = Question.of(question)
+        cands = build_candidates(q, probs, score_cells(None, Featurizer(), q, cells), "percent", top_shapes=2)
+        assert cands and {c.shape for c in cands} <= {"year_larger", "year_smaller"}
+        assert answer in {c.value for c in cands}
+    q = Question.of("Was EBITDA higher in 2019 than in 2018?")  # not a which-year question: the head decides
+    cands = build_candidates(q, probs, score_cells(None, Featurizer(), q, cells), "percent", top_shapes=2)
+    assert {c.shape for c in cands} == {"greater", "subtract"}
