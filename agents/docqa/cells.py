@@ -38,6 +38,7 @@ class Cell:
     percent: bool = False
     row: int = -1  # the table row (cells of one row share it)
     index: int = 0  # the cell's position within its fact
+    stated_year: int = 0  # a paragraph's "... $0.6 million and $0.8 million in 2015 and 2014, respectively"
 
     @property
     def description(self) -> str:
@@ -50,6 +51,8 @@ class Cell:
 
     @property
     def years(self) -> list[int]:
+        if self.stated_year:
+            return [self.stated_year]
         return [int(y) for y in YEAR.findall(self.column or self.label)]
 
 
@@ -96,16 +99,44 @@ def table_cells(ev: Evidence, rank: int = 0) -> list[Cell]:
 
 def text_cells(ev: Evidence, rank: int = 0) -> list[Cell]:
     """The numbers of a paragraph fact, each described by the words around it (years and the
-    other parts of dates skipped)."""
+    other parts of dates skipped); an amount a "respectively" clause ties to a year carries it."""
     text = ev.text
+    numbers = find_numbers(text)
+    year_of = respectively_years(text, numbers)
     out: list[Cell] = []
-    for j, n in enumerate(find_numbers(text)):
+    for j, n in enumerate(numbers):
         if n.is_year or is_date_part(text, n):
             continue
         before = " ".join(text[: n.start].split()[-_CONTEXT_WORDS:])
         after = " ".join(text[n.end:].split()[:_CONTEXT_WORDS // 2])
         scale = next((s for s in ("thousand", "million", "billion") if after.lower().startswith(s)), "")
-        out.append(Cell(n.value, n.text, before, after, ev.id, rank, "text", scale, n.percent, -1, j))
+        out.append(Cell(n.value, n.text, before, after, ev.id, rank, "text", scale, n.percent, -1, j,
+                        year_of.get(j, 0)))
+    return out
+
+
+_RESPECTIVELY = re.compile(r"\brespectively\b", re.I)
+_SENTENCE_END = re.compile(r"\.\s+(?=[A-Z(])|;\s")
+
+
+def respectively_years(text: str, numbers: list[Number]) -> dict[int, int]:
+    """The year each amount of a "respectively" clause is stated for, by the amount's index in
+    ``numbers``: "$2.5 million, $2.6 million and $2.4 million during fiscal 2019, 2018 and 2017,
+    respectively" pairs the amounts with the years in order (the years may also come first: "for
+    2016 and 2015 ... were $5 and $7, respectively"). A clause whose amounts are not a whole
+    multiple of its years pairs nothing."""
+    out: dict[int, int] = {}
+    start = 0
+    for m in _RESPECTIVELY.finditer(text):
+        ends = [e.end() for e in _SENTENCE_END.finditer(text, start, m.start())]
+        lo = ends[-1] if ends else start
+        inside = [(j, n) for j, n in enumerate(numbers) if lo <= n.start < m.start()]
+        years = [int(n.value) for _, n in inside if n.is_year]
+        amounts = [j for j, n in inside if not n.is_year and not is_date_part(text, n)]
+        if len(years) >= 2 and amounts and len(amounts) % len(years) == 0:
+            for i, j in enumerate(amounts):
+                out[j] = years[i % len(years)]
+        start = m.end()
     return out
 
 

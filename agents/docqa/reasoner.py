@@ -99,7 +99,7 @@ class Question:
 
 def cell_features(q: Question, cell: Cell, label_sim: float, reader: float = 0.0) -> list[float]:
     lab = words(cell.label)
-    col_years = cell.years if cell.kind == "table" else []
+    col_years = cell.years if cell.kind == "table" or cell.stated_year else []
     col_words = words(YEAR.sub(" ", cell.column)) if cell.kind == "table" else set()
     return [
         label_sim,

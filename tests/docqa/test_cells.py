@@ -92,3 +92,41 @@ def test_no_gold_operand_of_real_records_is_a_date_part(finqa_train, tatqa_train
                     if can and n.value in can[1]:
                         assert any(same_number(n.value, c) for c in evidence_cells(p.evidence)), (p.id, n.text)
     assert dropped > 500
+
+
+def test_a_respectively_clause_gives_each_amount_its_year():
+    from agents.docqa.cells import text_cells
+
+    def years(text: str) -> list[tuple[float, list[int]]]:
+        return [(c.value, c.years) for c in text_cells(Evidence("p", text, metadata={"kind": "paragraph"}))]
+
+    assert years("Depreciation was $2.5 million, $2.6 million and $2.4 million during fiscal 2019, 2018 and 2017, "
+                 "respectively. Backlog was $5 million.") == [(2.5, [2019]), (2.6, [2018]), (2.4, [2017]), (5.0, [])]
+    assert years("as of december 31 , 2016 and 2015 , the balances were $ 12.1 million and $ 10.4 million , "
+                 "respectively .") == [(12.1, [2016]), (10.4, [2015])]
+    # three amounts for two years: no pairing is certain, so none is made
+    odd = text_cells(Evidence("p", "costs were $1 million, $2 million and $3 million in 2015 and 2014, respectively."))
+    assert [c.stated_year for c in odd] == [0, 0, 0]
+
+
+def test_respectively_years_agree_with_the_questions_of_real_records(finqa_train, tatqa_train):
+    """Where a one-year training question computes with a single amount that a "respectively" clause
+    states, the amount carries the question's year (the reasoner's year features read it)."""
+    from agents.docqa.cells import YEAR, text_cells
+    from agents.docqa.shapes import canonical
+
+    agree, disagree = 0, []
+    for p in list(finqa_train.problems("train")) + list(tatqa_train.problems("train")):
+        can = canonical(p.gold or [])
+        years = {int(y) for y in YEAR.findall(p.question)}
+        if not can or len(can[1]) != 1 or len(years) != 1:
+            continue
+        for e in p.evidence:
+            if e.metadata.get("kind") == "table_row":
+                continue
+            for c in text_cells(e):
+                if c.stated_year and same_number(can[1][0], c):
+                    agree += c.stated_year in years
+                    if c.stated_year not in years:
+                        disagree.append((p.id, c.text, c.stated_year))
+    assert agree >= 10 and not disagree
