@@ -161,8 +161,8 @@ def trace_features(q: Question, shape: Shape, shape_logp: float, cells: list[Cel
     # liabilities" is 18.6, and the priors put 7 / 130 first). Table cells only: a paragraph's
     # number is labelled by the words around it, which often name both operands ("recognized $0.6
     # million and $0.8 million ... in 2015 and 2014, respectively")
-    stated = (two and shape.order == "part" and mention != 0 and a.kind == b.kind == "table"
-              and bool(_RATIO_Q.search(q.text)))
+    ratio_q = bool(_RATIO_Q.search(q.text))
+    stated = two and ratio_q and shape.order == "part" and mention != 0 and a.kind == b.kind == "table"
     if stated:
         part = 0.0
     said = set().union(*(_named(c) for c in cells))
@@ -192,7 +192,7 @@ def trace_features(q: Question, shape: Shape, shape_logp: float, cells: list[Cel
         whole,
         1.0 if num and shape.percent_step and 0 < abs(value) <= 1 and not stated else 0.0,
         float(sum(round(abs(c.value), 6) in q.numbers for c in cells)),
-        mention if _RATIO_Q.search(q.text) else 0.0,  # a ratio's order is the question's, not part and whole
+        mention if ratio_q else 0.0,  # a ratio's order is the question's, not part and whole
         # "the difference between A and B" is mostly stated positive (89 % of TAT-QA's training ones)
         float((value > 0) - (value < 0)) if num and shape.name == "subtract" and _DIFFERENCE_Q.search(q.text) else 0.0,
     ] + one_hot + [v if percent == "ratio" else 0.0 for v in one_hot]
