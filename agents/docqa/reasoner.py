@@ -128,8 +128,12 @@ def _named(c: Cell) -> set[str]:
 def _mention_order(q: Question, a: Cell, b: Cell) -> float:
     """1 when the question names ``a`` before ``b``, -1 after, 0 when it cannot tell: by the words
     and years that tell the two apart ("receivables" and "liabilities" of "breast implant ...")."""
+    # two amounts of one "respectively" clause are told apart by their years alone: the words around
+    # each are the clause's, in no order the question follows
+    by_year = bool(a.stated_year and b.stated_year and a.stated_year != b.stated_year)
+
     def said(c: Cell) -> set[str]:
-        return _named(c) | {str(y) for y in c.years}
+        return {str(c.stated_year)} if by_year else _named(c) | {str(y) for y in c.years}
 
     text = q.text.lower()
 
@@ -158,11 +162,12 @@ def trace_features(q: Question, shape: Shape, shape_logp: float, cells: list[Cel
     num = isinstance(value, (int, float)) and not isinstance(value, bool)
     # "the ratio of A to B", "A was how many times B": the question states the order, so neither
     # part-of-whole nor a small result is evidence for one (FinQA's "ratio of receivables to
-    # liabilities" is 18.6, and the priors put 7 / 130 first). Table cells only: a paragraph's
-    # number is labelled by the words around it, which often name both operands ("recognized $0.6
-    # million and $0.8 million ... in 2015 and 2014, respectively")
+    # liabilities" is 18.6, and the priors put 7 / 130 first). Table cells, or paragraph numbers a
+    # "respectively" clause gives years: a paragraph's number is otherwise labelled by the words
+    # around it, which often name both operands ("$0.6 million and $0.8 million ... in 2015 and 2014")
     ratio_q = bool(_RATIO_Q.search(q.text))
-    stated = two and ratio_q and shape.order == "part" and mention != 0 and a.kind == b.kind == "table"
+    stated = two and ratio_q and shape.order == "part" and mention != 0 and \
+        (a.kind == b.kind == "table" or (a.stated_year and b.stated_year and a.stated_year != b.stated_year))
     if stated:
         part = 0.0
     said = set().union(*(_named(c) for c in cells))

@@ -409,6 +409,29 @@ def test_a_ratio_question_that_states_its_order_drops_the_part_of_whole_priors()
     assert feats(ratio, *said) == [-1.0, 1.0, 0.0]
 
 
+def test_a_respectively_clause_orders_a_ratio_by_its_years():
+    """"$2.7 million and $37.8 million ... 2016 and 2015, respectively": the two amounts differ only
+    by year, so "the ratio ... for 2015 and 2016" reads 37.8 first, whatever words surround each
+    number, and the part-of-whole priors stand aside as they do for a table's cells."""
+    from agents.docqa.cells import text_cells
+    from agents.docqa.reasoner import TRACE_FEATURES, Question, _mention_order, trace_features
+    from agents.docqa.shapes import SHAPES
+    from dca.types import Evidence
+
+    clause = Evidence("p1", "the aggregate fair values of our outstanding fuel hedges as of december 31 , 2016 and "
+                            "2015 were current liabilities of $2.7 million and $37.8 million , respectively .")
+    recent, earlier = text_cells(clause)
+    assert (recent.stated_year, earlier.stated_year) == (2016, 2015)
+    q = Question.of("what was the ratio of the aggregate fair values of our outstanding fuel hedges for 2015 and 2016")
+    assert _mention_order(q, earlier, recent) == 1.0 and _mention_order(q, recent, earlier) == -1.0
+    at = {n: TRACE_FEATURES.index(n) for n in ("part_of_whole", "ratio_result_large", "ratio_mention_order")}
+    row = trace_features(q, SHAPES["divide"], 0.0, [earlier, recent], [0.0, 0.0], 37.8 / 2.7, "ratio")
+    assert {n: row[i] for n, i in at.items()} == {"part_of_whole": 0.0, "ratio_result_large": 0.0,
+                                                  "ratio_mention_order": 1.0}
+    swapped = trace_features(q, SHAPES["divide"], 0.0, [recent, earlier], [0.0, 0.0], 2.7 / 37.8, "ratio")
+    assert swapped[at["ratio_mention_order"]] == -1.0
+
+
 def test_a_difference_question_tells_the_ranker_the_sign_of_a_subtraction():
     """"The difference between A and B" is stated positive; a change keeps its sign."""
     from agents.docqa.cells import Cell
