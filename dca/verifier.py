@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Protocol, runtime_checkable
 
 from dca.numbers import find_numbers, spelled_numbers
-from dca.reasoning.steps import ANSWER, Interpreter, ParsedStep, StepError, format_value, plan_quote, values_match
+from dca.reasoning.steps import (ANSWER, Interpreter, ParsedStep, StepError, format_value, parse_expression, plan_quote,
+                                 values_match)
 from dca.types import Evidence, Step, Value, Verdict
 
 # Numbers any step may use without finding them in the task: identity, doubling and percent.
@@ -864,12 +865,10 @@ class Verifier:
 
     def tree_of(self, step: Step) -> Any:
         """The expression tree of an earlier, verified step (cached; None if it cannot be read)."""
-        import ast
-
         expr = step.expr or step.text.partition("=")[2].split("#")[0]
         if expr not in self._trees:
             try:
-                self._trees[expr] = ast.parse(expr.strip(), mode="eval").body
+                self._trees[expr] = parse_expression(expr.strip()).body
             except (SyntaxError, ValueError, RecursionError):
                 self._trees[expr] = None
             if len(self._trees) > 4096:

@@ -120,3 +120,28 @@ def test_an_untimed_tool_and_its_collections_are_left_out_once(big_heap):
     with pytest.raises(StepError) as exc:
         interp.run("x = fetch() + spin() + 1")
     assert exc.value.kind == "time"
+
+
+
+def test_steps_parse_one_at_a_time_across_threads():
+    """CPython 3.11 keeps the AST builder's recursion counter per interpreter: a thread that parses
+    while another is inside ``ast.parse`` (let in by a ``__del__`` a collection runs mid-tree) fails
+    one of them with "SystemError: AST constructor recursion depth mismatch" (seen once in the
+    concurrent-agent test, too rare to provoke on demand). So steps and the verifier parse under one
+    lock: while it is held, a step from another thread waits, and goes on when it is released."""
+    import threading
+
+    from dca.reasoning import steps
+    from dca.types import Step
+    from dca.verifier import Verifier
+
+    parsed: list[object] = []
+    for parse in (lambda: steps.parse_step("x1 = 5829 - 5735").expr,
+                  lambda: type(Verifier().tree_of(Step(text="x2 = x1 / 5735", expr="x1 / 5735")).op).__name__):
+        with steps._PARSE_LOCK:
+            worker = threading.Thread(target=lambda: parsed.append(parse()))
+            worker.start()
+            worker.join(timeout=0.3)
+            assert worker.is_alive() and len(parsed) < 2
+        worker.join(timeout=5)
+    assert parsed == ["5829 - 5735", "Div"]

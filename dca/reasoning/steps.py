@@ -267,6 +267,21 @@ def _split_comment(line: str) -> tuple[str, str]:
     return line, ""
 
 
+# CPython 3.11 keeps the AST builder's recursion counter per interpreter, not per thread: when a
+# garbage collection runs Python code (a ``__del__``) in the middle of building a tree, another
+# thread can parse meanwhile and the first fails with "SystemError: AST constructor recursion depth
+# mismatch" (python/cpython#106905). Agents run side by side (``Agent.arun``, served pipelines)
+# parse steps from worker threads, so every parse dca makes goes through one lock; a step's
+# expression parses in microseconds.
+_PARSE_LOCK = threading.Lock()
+
+
+def parse_expression(expr: str) -> ast.Expression:
+    """``ast.parse(expr, mode="eval")``, safe to call from many threads at once."""
+    with _PARSE_LOCK:
+        return ast.parse(expr, mode="eval")
+
+
 def parse_step(line: str, limits: Limits = DEFAULT_LIMITS,
                functions: Mapping[str, Function] | None = None) -> ParsedStep:
     """Parse one ``name = expression`` line, or raise ``StepError`` naming what is wrong."""
@@ -299,7 +314,7 @@ def parse_step(line: str, limits: Limits = DEFAULT_LIMITS,
     if not expr:
         raise StepError("parse", f"step {target} has no expression")
     try:
-        tree = ast.parse(expr, mode="eval")
+        tree = parse_expression(expr)
     except SyntaxError as exc:
         raise StepError("parse", f"invalid expression {expr[:60]!r} ({exc.msg})") from None
     except (ValueError, MemoryError, RecursionError) as exc:
