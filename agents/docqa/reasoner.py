@@ -44,6 +44,10 @@ _DIFFERENCE_Q = re.compile(r"\bdifference\b|\brange\b", re.I)  # "the range of X
 # "in which year was X larger?", "which FY has a higher EBITDA?": the answer is a year (all 46 such
 # training questions are answered by one)
 _WHICH_YEAR = re.compile(r"\bwhich (?:fiscal )?(?:year|fy)s?\b|\bwhat year\b", re.I)
+# "the change in the percentage of sales represented by gross profit": a difference of two
+# percentages (percentage points), not a percentage change (all 4 such training questions subtract)
+_POINTS_Q = re.compile(r"\bchange\s+in\s+(?:the\s+)?(?:percentages?|percent|proportion|portion)\b(?!\s+change)|"
+                       r"\bpercentage\s+points?\b", re.I)
 _PERCENT_Q = re.compile(r"\bpercent(age)?\b(?!\s+points?)|%|\bgrowth rate\b", re.I)
 _WORD = re.compile(r"[a-z]+")
 _STOP = frozenset("the of in and a an to for on at by is was what were from as with how much many does did do "
@@ -345,6 +349,16 @@ def shape_probs(heads: Heads, qvec: list[float]) -> list[float]:
     return softmax([_dot(w, qvec) + b for w, b in zip(heads.shape_w, heads.shape_b)])
 
 
+def points_change(question: str, probs: list[float]) -> list[float]:
+    """``probs`` (over ``SHAPE_LABELS``) with, for a question that asks the change in a percentage
+    (``_POINTS_Q``), the probability of every shape that computes a percentage moved to ``subtract``."""
+    if not _POINTS_Q.search(question):
+        return probs
+    moved = [p if not SHAPES[n].percent_step else 0.0 for n, p in zip(NAMES, probs)] + probs[len(NAMES):]
+    moved[NAMES.index("subtract")] += sum(p for n, p in zip(NAMES, probs) if SHAPES[n].percent_step)
+    return moved
+
+
 def blend(linear: list[float], reader: list[float], mix: float) -> list[float]:
     """The shape distribution the reasoner uses: ``mix`` of the reader's, the rest the linear head's."""
     return [mix * r + (1 - mix) * l for l, r in zip(linear, reader)]
@@ -561,7 +575,8 @@ class DocQAReasoner:
 
     def shape_probs(self, task: str) -> list[float]:
         """The probability of each of ``SHAPE_LABELS`` for this question: the linear head's, blended
-        with the shape reader's as the build chose; every shape alike without trained heads."""
+        with the shape reader's as the build chose, a change in a percentage read as a difference
+        (``points_change``); every shape alike without trained heads."""
         heads = self.heads
         if not heads:
             return [1.0 / len(SHAPE_LABELS)] * len(SHAPE_LABELS)
@@ -571,7 +586,7 @@ class DocQAReasoner:
         if reader is not None:
             read = reader.predict([(self.percent, task)], apply_softmax=True, show_progress_bar=False)[0]
             probs = blend(probs, [float(v) for v in read], mix)
-        return probs
+        return points_change(task, probs)
 
     def facts_read(self, evidence: list[Evidence], looked_up: bool = False) -> list[Evidence]:
         """The facts operands come from: the task's best ``top_facts`` and, after a lookup step, the

@@ -537,3 +537,25 @@ def test_a_which_year_question_is_answered_by_a_year_whatever_the_shape_head_say
     q = Question.of("Was EBITDA higher in 2019 than in 2018?")  # not a which-year question: the head decides
     cands = build_candidates(q, probs, score_cells(None, Featurizer(), q, cells), "percent", top_shapes=2)
     assert {c.shape for c in cands} == {"greater", "subtract"}
+
+
+def test_the_change_in_a_percentage_is_a_difference_of_percentages():
+    """"The change in percentage of sales represented by gross profit" (40.0 % of sales in 2019,
+    50.9 % in 2018) is -10.9 points: the shape head's percentage change (-21 %) and every other
+    shape that computes a percentage give their probability to ``subtract``; "the percentage
+    change in ..." keeps the head's reading."""
+    from agents.docqa.reasoner import NAMES, SHAPE_LABELS, points_change
+
+    probs = [0.0] * len(SHAPE_LABELS)
+    probs[NAMES.index("change_ratio")], probs[NAMES.index("subtract")] = 0.6, 0.25
+    probs[NAMES.index("divide")], probs[NAMES.index("value")], probs[-1] = 0.05, 0.05, 0.05
+    points = points_change("What was the change in percentage of sales represented by gross profit between 2018 "
+                           "and 2019?", probs)
+    assert points[NAMES.index("subtract")] == pytest.approx(0.9)
+    assert points[NAMES.index("change_ratio")] == points[NAMES.index("divide")] == 0.0
+    assert points[NAMES.index("value")] == points[-1] == 0.05 and sum(points) == pytest.approx(1.0)
+    assert points_change("what is the change in percentage points in debt-to-capital ratio from 2008 to 2009?",
+                         probs)[NAMES.index("subtract")] == pytest.approx(0.9)
+    for question in ("What was the percentage change in gross profit between 2018 and 2019?",
+                     "What was the change in the percentage change of sales?", "What was the change in sales?"):
+        assert points_change(question, probs) == probs
