@@ -129,12 +129,17 @@ def _named(c: Cell) -> set[str]:
     return words(c.label) | words(YEAR.sub(" ", c.column))
 
 
+def _stated_years_differ(a: Cell, b: Cell) -> bool:
+    """Both are paragraph amounts a "respectively" clause gives years, and the years differ."""
+    return bool(a.stated_year and b.stated_year and a.stated_year != b.stated_year)
+
+
 def _mention_order(q: Question, a: Cell, b: Cell) -> float:
     """1 when the question names ``a`` before ``b``, -1 after, 0 when it cannot tell: by the words
     and years that tell the two apart ("receivables" and "liabilities" of "breast implant ...")."""
     # two amounts of one "respectively" clause are told apart by their years alone: the words around
     # each are the clause's, in no order the question follows
-    by_year = bool(a.stated_year and b.stated_year and a.stated_year != b.stated_year)
+    by_year = _stated_years_differ(a, b)
 
     def said(c: Cell) -> set[str]:
         return {str(c.stated_year)} if by_year else _named(c) | {str(y) for y in c.years}
@@ -171,7 +176,7 @@ def trace_features(q: Question, shape: Shape, shape_logp: float, cells: list[Cel
     # around it, which often name both operands ("$0.6 million and $0.8 million ... in 2015 and 2014")
     ratio_q = bool(_RATIO_Q.search(q.text))
     stated = two and ratio_q and shape.order == "part" and mention != 0 and \
-        (a.kind == b.kind == "table" or (a.stated_year and b.stated_year and a.stated_year != b.stated_year))
+        (a.kind == b.kind == "table" or _stated_years_differ(a, b))
     if stated:
         part = 0.0
     said = set().union(*(_named(c) for c in cells))
