@@ -122,7 +122,6 @@ def test_an_untimed_tool_and_its_collections_are_left_out_once(big_heap):
     assert exc.value.kind == "time"
 
 
-
 def test_steps_parse_one_at_a_time_across_threads():
     """CPython 3.11 keeps the AST builder's recursion counter per interpreter: a thread that parses
     while another is inside ``ast.parse`` (let in by a ``__del__`` a collection runs mid-tree) fails

@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable
 
 from dca.numbers import find_numbers
-from dca.reasoning.steps import ANSWER, Interpreter, StepError, format_value, values_match
+from dca.reasoning.steps import ANSWER, Interpreter, StepError, format_value, parse_expression, values_match
 from dca.types import Value
 
 
@@ -191,7 +191,7 @@ def _arith_tree(expr: str) -> ast.expr:
     """The parsed tree of calculator or prose arithmetic, after normalising its notation."""
     if _PLAIN_ARITH.fullmatch(expr) and not _IMPLICIT_PRODUCT.search(expr):  # Python reads it as it is
         try:
-            return ast.parse(expr.strip(), mode="eval").body
+            return parse_expression(expr.strip()).body
         except SyntaxError:
             pass
     s = expr.replace("$", "").replace("[", "(").replace("]", ")")
@@ -202,7 +202,7 @@ def _arith_tree(expr: str) -> ast.expr:
     s = _NUM_TOKEN.sub(lambda m: _percent_text(m.group(1)) if m.group(2) else number_text(m.group(1)), s)
     s = _IMPLICIT_PRODUCT.sub(lambda m: m.group(0)[0] + " * (", s)  # "2(3+4)" is a product
     try:
-        return ast.parse(s.strip(), mode="eval").body
+        return parse_expression(s.strip()).body
     except SyntaxError:
         raise ConvertError(f"cannot read arithmetic {expr!r}") from None
 
@@ -422,7 +422,7 @@ class _HeadArithmetic:
         latest = self.trace.names()
         text = f"{latest.get(a, format_value(a, 12))} {op} {latest.get(b, format_value(b, 12))}"
         self.trace.add(text, value)
-        self.trees.append(ast.parse(text, mode="eval").body)
+        self.trees.append(parse_expression(text).body)
         self.trace.warnings.append(f"step {self.trace.lines[-1]!r} made explicit (the solution did it in its head)")
 
 
@@ -672,7 +672,7 @@ def tatqa_trace(derivation: str, answer: Value, scale: str = "") -> Converted:
     best: Converted | None = None
     for pct, negatives in (("drop", False), ("ratio", False), ("drop", True), ("ratio", True)):
         try:
-            tree = ast.parse(_tatqa_expr(text, pct, base, negatives), mode="eval").body
+            tree = parse_expression(_tatqa_expr(text, pct, base, negatives)).body
         except (ConvertError, SyntaxError) as exc:
             raise ConvertError(f"cannot read TAT-QA derivation {derivation!r} ({exc})") from None
         for times100 in (False, True):

@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass
 
 from dca.numbers import find_numbers, spelled_numbers
-from dca.reasoning.steps import Interpreter, StepError, format_value, parse_step, values_match
+from dca.reasoning.steps import Interpreter, StepError, format_value, parse_expression, parse_step, values_match
 
 KINDS = ("arithmetic", "ungrounded", "misread", "operation", "dropped")
 UNIVERSAL = frozenset({0.0, 1.0, 2.0, 100.0})
@@ -96,7 +96,7 @@ class _Rename(ast.NodeTransformer):
         self.name, self.stand_in = name, stand_in
 
     def visit_Name(self, node: ast.Name) -> ast.AST:
-        return ast.parse(ast.unparse(self.stand_in), mode="eval").body if node.id == self.name else node
+        return parse_expression(ast.unparse(self.stand_in)).body if node.id == self.name else node
 
 
 def _values(lines: list[str]) -> list[object]:
@@ -126,7 +126,7 @@ def _corrupt_at(kind: str, lines: list[str], values: list[object], i: int, quest
                 rng: random.Random) -> Corruption | None:
     line = lines[i]
     target, _, expr = line.partition(" = ")
-    tree = ast.parse(expr, mode="eval")
+    tree = parse_expression(expr)
     env = {parse_step(ln).target: v for ln, v in zip(lines[:i], values[:i])}
     if kind == "arithmetic":
         v = values[i]
@@ -174,7 +174,7 @@ def _corrupt_at(kind: str, lines: list[str], values: list[object], i: int, quest
         later = []
         for ln in lines[i + 1:]:
             t, _, e = ln.partition(" = ")
-            later.append(f"{t} = {ast.unparse(_Rename(target, stand_in).visit(ast.parse(e, mode='eval')))}")
+            later.append(f"{t} = {ast.unparse(_Rename(target, stand_in).visit(parse_expression(e)))}")
         new = lines[:i] + later
         if new[i:] == lines[i + 1:]:
             return None  # nothing used the dropped step
