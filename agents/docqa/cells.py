@@ -157,6 +157,21 @@ def evidence_cells(evidence: list[Evidence]) -> list[Cell]:
     return out
 
 
+def operand_cells(evidence: list[Evidence]) -> list[Cell]:
+    """The cells a step may compute with: every number of the facts except a bare year in a table
+    and the cells of a share table's base row ("Net sales: 2019 = 100.0%; 2018 = 100.0%"), which
+    says what the other rows are shares of and is never itself the share asked about (none of the
+    TAT-QA dev questions over such tables computes with it; FinQA's $100 performance-graph bases
+    are amounts, not percent cells, and stay)."""
+    cells = evidence_cells(evidence)
+    rows: dict[str, list[Cell]] = {}
+    for c in cells:
+        if c.kind == "table":
+            rows.setdefault(c.fact_id, []).append(c)
+    base = {fid for fid, row in rows.items() if len(row) >= 2 and all(c.percent and c.value == 100 for c in row)}
+    return [c for c in cells if not c.year_like and c.fact_id not in base]
+
+
 def normalised(value: float, scale: str) -> float:
     """A value in units (a cell's value times its scale), sign dropped: how grounding compares numbers."""
     return abs(float(value)) * SCALE_FACTORS.get(scale or "", 1.0)

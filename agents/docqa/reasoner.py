@@ -28,7 +28,7 @@ from itertools import permutations
 from pathlib import Path
 from typing import Any
 
-from agents.docqa.cells import YEAR, Cell, evidence_cells, years_apart
+from agents.docqa.cells import YEAR, Cell, operand_cells, years_apart
 from agents.docqa.shapes import NAMES, SHAPES, Shape
 from dca.abilities import Proposal, ProposeRequest
 from dca.types import Compute, Evidence, Step
@@ -622,7 +622,7 @@ class DocQAReasoner:
             return self._cache[key]
         q = Question.of(task)
         heads = self.heads
-        cells = [c for c in evidence_cells(facts) if not c.year_like]
+        cells = operand_cells(facts)
         scored = score_cells(heads, self.featurizer, q, cells)
         out = rank(heads, build_candidates(q, self.shape_probs(task)[: len(NAMES)], scored, self.percent))
         for c in out:

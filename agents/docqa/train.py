@@ -26,7 +26,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from agents.docqa.cells import Cell, evidence_cells, same_number
+from agents.docqa.cells import Cell, operand_cells, same_number
 from agents.docqa.knowledge import FACT_FEATURES
 from agents.docqa.models import FACT_RERANKER, OPERAND_READER, SHAPE_READER
 from agents.docqa.reasoner import (
@@ -404,7 +404,7 @@ def train_reasoner(problems: list[Problem], out: str | Path, *, quick: bool = Fa
     shape_acc = mix_acc[shape_mix]
 
     # 3. operand head over cell features, one of them the operand reader's (out-of-fold) logit
-    cell_lists = [[c for c in evidence_cells(ev) if not c.year_like] for ev in retrieved]
+    cell_lists = [operand_cells(ev) for ev in retrieved]
     oof_logits = reader_operand_logits(problems, cell_lists, folds=READER_FOLDS, epochs=OPERAND_EPOCHS,
                                        seed=seed, progress=progress)
     train_operand_reader(problems, cell_lists, out / OPERAND_READER, seed=seed)

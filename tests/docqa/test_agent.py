@@ -306,7 +306,7 @@ def test_operand_reader_learns_which_cells_a_question_computes_with(tmp_path, fi
     more often than chance, and the reasoner reads its logit as an operand feature."""
     import random
 
-    from agents.docqa.cells import evidence_cells
+    from agents.docqa.cells import operand_cells
     from agents.docqa.reasoner import CELL_FEATURES, Featurizer, Heads, Question, reader_logits, score_cells
     from agents.docqa.train import operand_labels, train_operand_reader, training_evidence
     from retrieval.models import load_reranker
@@ -314,7 +314,7 @@ def test_operand_reader_learns_which_cells_a_question_computes_with(tmp_path, fi
     rng = random.Random(0)
     problems, cell_lists = [], []
     for p in finqa_train.problems("train"):
-        cells = [c for c in evidence_cells(training_evidence(p, rng)) if not c.year_like]
+        cells = operand_cells(training_evidence(p, rng))
         if operand_labels(p, cells) is not None and len(cells) >= 6:
             problems.append(p)
             cell_lists.append(cells)
@@ -492,7 +492,7 @@ def test_a_year_no_fact_read_states_is_looked_up_and_the_trace_reads_what_the_lo
 
 
 def test_a_which_year_question_gets_comparisons_of_two_years_cells_of_one_row(tatqa_train):
-    from agents.docqa.cells import evidence_cells
+    from agents.docqa.cells import operand_cells
     from agents.docqa.grounding import FactGrounded
     from agents.docqa.reasoner import NAMES, Featurizer, Question, build_candidates, score_cells
     from dca.verifier import Verifier
@@ -501,7 +501,7 @@ def test_a_which_year_question_gets_comparisons_of_two_years_cells_of_one_row(ta
     row = [e for e in p.evidence if e.metadata.get("gold_key") in p.meta["gold_keys"]
            and e.metadata.get("kind") == "table_row"]
     q = Question.of(p.question)
-    scored = score_cells(None, Featurizer(), q, [c for c in evidence_cells(row) if not c.year_like])
+    scored = score_cells(None, Featurizer(), q, operand_cells(row))
     probs = [0.5 if n in ("year_larger", "year_smaller") else 0.0 for n in NAMES]
     cands = build_candidates(q, probs, scored, "percent", top_shapes=2)
     years = [c for c in cands if c.shape in ("year_larger", "year_smaller")]
@@ -519,14 +519,14 @@ def test_a_which_year_question_gets_comparisons_of_two_years_cells_of_one_row(ta
 def test_a_which_year_question_is_answered_by_a_year_whatever_the_shape_head_says():
     """"Which FY has a higher EBITDA?" read by the shape head as the yes/no comparison "greater":
     the year shapes are still tried, and only they answer."""
-    from agents.docqa.cells import evidence_cells
+    from agents.docqa.cells import operand_cells
     from agents.docqa.reasoner import NAMES, Featurizer, Question, build_candidates, score_cells
     from dca.types import Evidence
 
     row = [Evidence(id="r1", text="EBITDA: 30 June 2019 = 63,954; 30 June 2018 = 79,046; Change % = -19% "
                     "($ in thousands)", source="t", metadata={"kind": "table_row", "label": "EBITDA", "scale": "thousand",
                                                               "columns": "30 June 2019 | 30 June 2018 | Change %"})]
-    cells = [c for c in evidence_cells(row) if not c.year_like]
+    cells = operand_cells(row)
     assert [c.years for c in cells] == [[2019], [2018], []]
     probs = [0.9 if n == "greater" else 0.1 if n in ("subtract", "change_ratio") else 0.0 for n in NAMES]
     for question, answer in (("Which FY has a higher EBITDA?", 2018), ("In which year was EBITDA lower?", 2019)):
