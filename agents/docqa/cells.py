@@ -51,8 +51,14 @@ class Cell:
 
     @property
     def years(self) -> list[int]:
+        """The year(s) the cell is for: a "respectively" clause's, the column heading's, or, in a
+        table whose rows are years ("2017: amount per share = $1.49; total amount = $0.3"), the
+        row label's when it names one year (not a period, "2020 - 2024")."""
         if self.stated_year:
             return [self.stated_year]
+        if self.kind == "table":
+            column, label = YEAR.findall(self.column), YEAR.findall(self.label)
+            return [int(y) for y in column or (label if len(label) == 1 or not self.column else [])]
         return [int(y) for y in YEAR.findall(self.column or self.label)]
 
 

@@ -26,6 +26,9 @@ EMBEDDER = "all-MiniLM-L6-v2"  # frozen: question and cell-label embeddings for 
 # which records ``ensure_models`` trains on (recorded in dca_build.json): a model built from other
 # records is rebuilt, as one built for other features is
 TRAINING_DATA = "finqa train (train_100 + half of dev_200's pages), tatqa train documents"
+# what a cell's features mean beyond their names (recorded in dca_build.json): heads trained when
+# cells read years otherwise, or computed with other cells, are rebuilt
+CELLS = "years from a one-year row label; share-table base rows dropped"
 
 
 def synthetic_version() -> str:
@@ -58,6 +61,8 @@ def built(name: str) -> bool:
         return False  # trained on other records (before FinQA's train split took half of its dev pages)
     if record.get("synthetic_templates") != synthetic_version():
         return False  # trained on other synthetic questions
+    if record.get("cells") != CELLS:
+        return False  # trained on cells that read years or chose operands otherwise
     if not all((path.parent / sub / "config.json").exists() for sub in READERS):
         return False  # built before one of the cross-encoders
     return all(cfg.get(key) == ours for key, ours in {**HEAD_LISTS, "fact_features": list(FACT_FEATURES)}.items())
@@ -84,7 +89,8 @@ def build_into(final: Path, *, quick: bool = False, progress: bool = True, seed:
     from agents.docqa.train import train_reasoner
 
     problems = train_problems()
-    record = {"training_data": TRAINING_DATA, "synthetic_templates": synthetic_version(), **({"seed": seed} if seed else {})}
+    record = {"training_data": TRAINING_DATA, "synthetic_templates": synthetic_version(), "cells": CELLS,
+              **({"seed": seed} if seed else {})}
     _in_place(final, lambda out: train_reasoner(problems, out, quick=quick, progress=progress, seed=seed), **record)
     return final
 

@@ -164,7 +164,7 @@ def test_heads_built_for_other_shapes_fail_to_load_with_the_field_and_the_rebuil
 
 
 def test_a_model_built_for_other_features_or_records_counts_as_not_built(tmp_path, monkeypatch):
-    from agents.docqa.models import READERS, REASONER, TRAINING_DATA, built, model_dir, synthetic_version
+    from agents.docqa.models import CELLS, READERS, REASONER, TRAINING_DATA, built, model_dir, synthetic_version
     from agents.docqa.knowledge import FACT_FEATURES
     from agents.docqa.reasoner import NAMES, TRACE_FEATURES, Heads
 
@@ -174,7 +174,7 @@ def test_a_model_built_for_other_features_or_records_counts_as_not_built(tmp_pat
                   0.5, {"fact_features": list(FACT_FEATURES)})
     heads.save(model_dir(REASONER))
     info = model_dir(REASONER) / "dca_build.json"
-    record = {"seconds": 1.0, "training_data": TRAINING_DATA, "synthetic_templates": synthetic_version()}
+    record = {"seconds": 1.0, "training_data": TRAINING_DATA, "synthetic_templates": synthetic_version(), "cells": CELLS}
     info.write_text(json.dumps(record))
     assert not built(REASONER)  # built before the cross-encoders beside the heads
     loaded = Heads.load(model_dir(REASONER))
@@ -186,6 +186,8 @@ def test_a_model_built_for_other_features_or_records_counts_as_not_built(tmp_pat
     info.write_text(json.dumps({**record, "training_data": "older"}))  # built from the records of an older split
     assert not built(REASONER)
     info.write_text(json.dumps({**record, "synthetic_templates": "older"}))  # from other synthetic questions
+    assert not built(REASONER)
+    info.write_text(json.dumps({k: v for k, v in record.items() if k != "cells"}))  # cells read years otherwise
     assert not built(REASONER)
     info.write_text(json.dumps(record))
     assert built(REASONER)

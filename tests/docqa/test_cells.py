@@ -162,3 +162,26 @@ def test_dropping_base_rows_loses_no_gold_operand_of_real_records(finqa_train, t
             if any(same_number(v, c) for c in cells if not c.year_like):
                 assert any(same_number(v, c) for c in kept), (p.id, v)
     assert dropped > 0
+
+
+def test_a_table_whose_rows_are_years_gives_its_cells_the_row_year():
+    """"2017: amount per share = $1.49" is a 2017 amount, as a 2017 column's would be; a period
+    ("2020 - 2024") is not one year; a column's year wins over the label's. The trace ranker then
+    reads "from 2016 to 2017" as (2017 - 2016) / 2016."""
+    from agents.docqa.reasoner import TRACE_FEATURES, Question, trace_features
+    from agents.docqa.shapes import SHAPES
+
+    def row(i, text):
+        return Evidence(id=f"r{i}", text=text, source="t", metadata={"kind": "table_row", "row": i})
+
+    rows = [row(1, "2016: amount per share = $1.16; total amount = $172"),
+            row(2, "2017: amount per share = $1.49; total amount = $219"),
+            row(3, "2020 - 2024: ground leases = 512"), row(4, "notes due 2019: 2018 = 300; 2017 = 250"),
+            row(5, "december 31 2008: snap-on = $83.66; s&p 500 = $63.00")]
+    cells = evidence_cells(rows)
+    assert [c.years for c in cells] == [[2016], [2016], [2017], [2017], [], [2018], [2017], [2008], [2008]]
+    q = Question.of("considering the years 2016-2017, what is the percentual increase in the amount per share?")
+    at = TRACE_FEATURES.index("year_order")
+    later_first = trace_features(q, SHAPES["change_ratio"], 0.0, [cells[2], cells[0]], [0.0, 0.0], 1.49 / 1.16 - 1)
+    earlier_first = trace_features(q, SHAPES["change_ratio"], 0.0, [cells[0], cells[2]], [0.0, 0.0], 1.16 / 1.49 - 1)
+    assert (later_first[at], earlier_first[at]) == (1.0, -1.0)
