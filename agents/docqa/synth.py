@@ -98,7 +98,8 @@ def synth_questions(evidence: list[Evidence], rng: random.Random, per_page: int 
             continue
         if shape in THREE_SHAPES:
             years = [c for c in cells if c.years]
-            if len(years) >= 3:
+            # three columns of three years (a row labelled by its year gives every cell that one year)
+            if len(years) >= 3 and len({c.years[0] for c in years[:3]}) == 3:
                 a, b, c = sorted(years[:3], key=lambda x: -x.years[0])  # slot order: the latest year first
                 text = rng.choice(TEMPLATES[shape]).format(L=label, c1=a.column, c2=b.column, c3=c.column)
                 out.append(SynthQuestion(text, shape, [a, b, c], [ev.id]))
