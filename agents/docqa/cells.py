@@ -16,6 +16,14 @@ from dca.types import Evidence
 SCALE_FACTORS = {"": 1.0, "thousand": 1e3, "million": 1e6, "billion": 1e9}
 # a year as report pages write one (1950-2049)
 YEAR = re.compile(r"\b(19[5-9]\d|20[0-4]\d)\b")
+_MONTHS = r"january|february|march|april|may|june|july|august|september|october|november|december|" \
+    r"jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
+# how table headings write a date's year otherwise: "12/31/05" and "12/09" (month/day/year, month/year),
+# "31-dec-2017", and "december 312012" or "dec . 282013", a day and year the page's text extraction ran
+# together (FinQA: 184 headings carry no four-digit year, 77 of them one of these dates)
+_DATE_YEAR = re.compile(r"\b(?:0?[1-9]|1[0-2])/(?:(?:0?[1-9]|[12]\d|3[01])/)?(\d{2}|(?:19|20)\d\d)\b|"
+                        rf"\b\d{{1,2}}-(?:{_MONTHS})-(\d{{2}}|(?:19|20)\d\d)\b|"
+                        rf"\b(?:{_MONTHS})\s*\.?\s*(?:[1-9]|[12]\d|3[01])((?:19|20)\d\d)\b", re.I)
 _CONTEXT_WORDS = 8
 # "december 31", "june 30 ,": the day of a date, not an amount (18 % of the numbers in the training
 # pages' paragraphs; none of them a gold operand)
@@ -57,9 +65,31 @@ class Cell:
         if self.stated_year:
             return [self.stated_year]
         if self.kind == "table":
-            column, label = YEAR.findall(self.column), YEAR.findall(self.label)
-            return [int(y) for y in column or (label if len(label) == 1 or not self.column else [])]
+            column, label = table_years(self.column), table_years(self.label)
+            return column or (label if len(label) == 1 or not self.column else [])
         return [int(y) for y in YEAR.findall(self.column or self.label)]
+
+
+def table_years(text: str) -> list[int]:
+    """The years a table heading or row label names, in order: four-digit years and the years of
+    dates ("12/31/05" is 2005, "31-dec-2017" 2017). Paragraphs read only four-digit years ("3/10"
+    in prose is rarely a date)."""
+    found = [(m.start(), int(m.group(1))) for m in YEAR.finditer(text)]
+    for m in _DATE_YEAR.finditer(text):
+        y = next(g for g in m.groups() if g)
+        # two digits: 1950-2027 ("6/30" and "12/31" are days, not 2030 and 2031)
+        year = int(y) if len(y) == 4 else (2000 + int(y) if int(y) < 28 else 1900 + int(y) if int(y) >= 50 else 0)
+        if 1950 <= year <= 2049 and not any(m.start() <= at < m.end() for at, _ in found):
+            found.append((m.start(), year))
+    return [y for _, y in sorted(found)]
+
+
+def fact_years(fact: Evidence) -> set[int]:
+    """The years a fact states: a table row's headings and label read as ``table_years``, a
+    paragraph's four-digit years."""
+    if fact.metadata.get("kind") == "table_row":
+        return set(table_years(fact.text))
+    return {int(y) for y in YEAR.findall(fact.text)}
 
 
 def years_apart(a: Cell, b: Cell) -> bool:

@@ -19,7 +19,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from agents.docqa.cells import YEAR
+from agents.docqa.cells import YEAR, fact_years
 from dca.types import Evidence
 
 FACT_FEATURES = ("dense", "dense_rank", "idf_overlap", "covered", "years_hit", "years_missed", "label_overlap",
@@ -61,7 +61,7 @@ def fact_features(question: str, facts: list[Evidence], dense: list[float]) -> l
     dense_rank = {i: r for r, i in enumerate(order)}
     rows = []
     for i, (f, bag) in enumerate(zip(facts, bags)):
-        fyears = set(YEAR.findall(f.text))
+        fyears = {str(y) for y in fact_years(f)}
         label = _words(str(f.metadata.get("label") or f.text.split(":", 1)[0]))
         nums = {round(abs(x.value), 6) for x in find_numbers(f.text)}
         rows.append([

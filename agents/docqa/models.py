@@ -28,7 +28,7 @@ EMBEDDER = "all-MiniLM-L6-v2"  # frozen: question and cell-label embeddings for 
 TRAINING_DATA = "finqa train (train_100 + half of dev_200's pages), tatqa train documents"
 # what a cell's features mean beyond their names (recorded in dca_build.json): heads trained when
 # cells read years otherwise, or computed with other cells, are rebuilt
-CELLS = "years from a one-year row label; share-table base rows dropped"
+CELLS = "years from a one-year row label and from dated headings (12/31/05); share-table base rows dropped"
 
 
 def synthetic_version() -> str:

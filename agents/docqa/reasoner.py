@@ -28,7 +28,7 @@ from itertools import permutations
 from pathlib import Path
 from typing import Any
 
-from agents.docqa.cells import YEAR, Cell, operand_cells, years_apart
+from agents.docqa.cells import YEAR, Cell, fact_years, operand_cells, years_apart
 from agents.docqa.shapes import NAMES, SHAPES, Shape
 from dca.abilities import Proposal, ProposeRequest
 from dca.types import Compute, Evidence, Step
@@ -516,7 +516,7 @@ def lookup_query(question: str, facts: list[Evidence]) -> str:
     Only a missing year triggers a lookup: looking up every content word no fact read states fired
     on 118 of FinQA's 193 training questions (and 78 of its 107 dev ones) and changed one answer;
     docs/docqa.md has the figures."""
-    stated = set(YEAR.findall(" ".join(e.text for e in facts)))
+    stated = {str(y) for e in facts for y in fact_years(e)}
     missing = [y for y in dict.fromkeys(YEAR.findall(question)) if y not in stated]
     if not missing:
         return ""

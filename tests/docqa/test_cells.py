@@ -185,3 +185,44 @@ def test_a_table_whose_rows_are_years_gives_its_cells_the_row_year():
     later_first = trace_features(q, SHAPES["change_ratio"], 0.0, [cells[2], cells[0]], [0.0, 0.0], 1.49 / 1.16 - 1)
     earlier_first = trace_features(q, SHAPES["change_ratio"], 0.0, [cells[0], cells[2]], [0.0, 0.0], 1.16 / 1.49 - 1)
     assert (later_first[at], earlier_first[at]) == (1.0, -1.0)
+
+
+def test_dated_headings_give_their_cells_years():
+    """"12/31/05", "12/09", "31-dec-2017" and a day run into its year ("december 312012") are
+    years in table headings; a day without a year ("6/30", "12/31") and prose fractions are not."""
+    from agents.docqa.cells import fact_years, table_years
+
+    assert table_years("12/31/05") == [2005] and table_years("12/09") == [2009]
+    assert table_years("31-dec-2017") == [2017] and table_years("december 312012") == [2012]
+    assert table_years("three months ended dec . 282013") == [2013]
+    assert table_years("2019 vs 12/31/18") == [2019, 2018]
+    assert table_years("6/30") == table_years("balance at 12/31") == table_years("payments 1 - 3 years") == []
+    row = Evidence(id="r1", text="ups: 12/31/05 = $100.00; 12/31/06 = $101.76", source="t",
+                   metadata={"kind": "table_row", "row": 1})
+    assert [c.years for c in table_cells(row)] == [[2005], [2006]] and fact_years(row) == {2005, 2006}
+    prose = Evidence(id="t1", text="about 3/10 of the 2015 sales, invested on 11/17/11", source="t", metadata={})
+    assert fact_years(prose) == {2015}
+
+
+def test_gold_operands_under_dated_headings_of_real_records_have_their_year(finqa_train):
+    """Performance-graph pages date their columns ("12/31/05", "12/07", "december 312008"): every
+    gold operand under such a heading is a cell of one year, one the question can name ("the roi ...
+    from 2007 to 2008" reads the "12/08" column; before, those cells had no year)."""
+    from agents.docqa.cells import YEAR, table_years
+    from agents.docqa.shapes import canonical
+
+    operands = named = 0
+    for p in finqa_train.problems("train"):
+        dated = [e for e in p.evidence if e.metadata.get("kind") == "table_row" and not YEAR.search(e.text)
+                 and table_years(e.text)]
+        can = canonical(p.gold or [])
+        if not dated or not can:
+            continue
+        asked = {int(y) for y in YEAR.findall(p.question)}
+        for v in can[1]:
+            hits = [c for c in evidence_cells(dated) if same_number(v, c) and any(ch.isdigit() for ch in c.column)]
+            if hits:
+                operands += 1
+                assert any(len(c.years) == 1 for c in hits), (p.id, v)
+                named += any(asked & set(c.years) for c in hits)
+    assert operands >= 5 and named >= 1
