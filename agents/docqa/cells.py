@@ -20,15 +20,14 @@ _MONTHS = r"january|february|march|april|may|june|july|august|september|october|
     r"jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
 # how table headings write a date's year otherwise: "12/31/05" and "12/09" (month/day/year, month/year),
 # "31-dec-2017", and "december 312012" or "dec . 282013", a day and year the page's text extraction ran
-# together (FinQA: 184 headings carry no four-digit year, 77 of them one of these dates)
+# together (FinQA: of its 184 column headings with a number but no four-digit year, 65 are such dates)
 _DATE_YEAR = re.compile(r"\b(?:0?[1-9]|1[0-2])/(?:(?:0?[1-9]|[12]\d|3[01])/)?(\d{2}|(?:19|20)\d\d)\b|"
                         rf"\b\d{{1,2}}-(?:{_MONTHS})-(\d{{2}}|(?:19|20)\d\d)\b|"
                         rf"\b(?:{_MONTHS})\s*\.?\s*(?:[1-9]|[12]\d|3[01])((?:19|20)\d\d)\b", re.I)
 _CONTEXT_WORDS = 8
 # "december 31", "june 30 ,": the day of a date, not an amount (18 % of the numbers in the training
 # pages' paragraphs; none of them a gold operand)
-_MONTH_BEFORE = re.compile(r"\b(?:january|february|march|april|may|june|july|august|september|october|november|"
-                          r"december|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)\s*\.?\s*$", re.I)
+_MONTH_BEFORE = re.compile(rf"\b(?:{_MONTHS})\s*\.?\s*$", re.I)
 
 
 @dataclass
