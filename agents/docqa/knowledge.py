@@ -50,7 +50,7 @@ def fact_features(question: str, facts: list[Evidence], dense: list[float]) -> l
     from dca.numbers import find_numbers
 
     q = _words(question)
-    years = set(YEAR.findall(question))
+    years = {int(y) for y in YEAR.findall(question)}
     qnums = {round(abs(n.value), 6) for n in find_numbers(question) if not n.is_year}
     bags = [_words(f.text) for f in facts]
     df = Counter(w for b in bags for w in b)
@@ -61,7 +61,7 @@ def fact_features(question: str, facts: list[Evidence], dense: list[float]) -> l
     dense_rank = {i: r for r, i in enumerate(order)}
     rows = []
     for i, (f, bag) in enumerate(zip(facts, bags)):
-        fyears = {str(y) for y in fact_years(f)}
+        fyears = fact_years(f)
         label = _words(str(f.metadata.get("label") or f.text.split(":", 1)[0]))
         nums = {round(abs(x.value), 6) for x in find_numbers(f.text)}
         rows.append([
