@@ -66,6 +66,9 @@ class RLConfig:
     warmup: int = 0
     weight_decay: float = 0.0
     grad_clip: float = 1.0
+    # recompute activations in the backward pass instead of keeping them (TRL's default is on): worth it
+    # for a large model on a GPU; on the tiny CPU policies it only adds a second forward pass
+    gradient_checkpointing: bool = False
     beta: float = 0.0  # KL penalty to the starting policy (0: no reference model is kept)
     epsilon: float = 0.2  # clipping of the probability ratio
     loss_type: str = "dapo"  # TRL's loss aggregation: grpo | dapo | dr_grpo | bnpo
@@ -481,7 +484,7 @@ def train_rl(config: RLConfig, *, progress: bool = True) -> RLResult:
             reward_weights=[weights[k] for k in REWARDS], seed=config.seed, data_seed=config.seed,
             logging_steps=config.log_every, save_strategy="steps", save_steps=config.checkpoint_every,
             save_total_limit=1, report_to="none", disable_tqdm=True, use_cpu=True, bf16=False,
-            dataloader_num_workers=0, shuffle_dataset=True)
+            dataloader_num_workers=0, shuffle_dataset=True, gradient_checkpointing=config.gradient_checkpointing)
         rollout = None
         if config.rollout in INTERPRETED:
             os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is marked experimental in TRL

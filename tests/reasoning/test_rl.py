@@ -213,6 +213,17 @@ def test_stepwise_grpo_run_raises_the_mean_reward_and_reports_stepwise_greedy(mi
     assert rows[-1]["length"] > 0
 
 
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_activation_checkpointing_is_off_unless_asked(micro_models, tmp_path, checkpointing):
+    # TRL turns it on by default; on a CPU-sized policy it only repeats the forward pass (7 % of a step)
+    import torch
+
+    kw = {"gradient_checkpointing": True} if checkpointing else {}
+    train_rl(_config(micro_models["policy"], tmp_path / "rl", steps=1, checkpoint_every=1, **kw), progress=False)
+    saved = torch.load(next((tmp_path / "rl").rglob("training_args.bin")), weights_only=False)
+    assert saved.gradient_checkpointing is checkpointing
+
+
 @pytest.mark.parametrize("text, error", [
     ("data: [countdown]\ngroup: 1\n", "'group' must be >= 2"),
     ("data: [countdown]\nlos_type: grpo\n", "unknown field 'los_type'"),
@@ -223,6 +234,7 @@ def test_stepwise_grpo_run_raises_the_mean_reward_and_reports_stepwise_greedy(mi
     ("data: [synthetic]\nreward_progress: 0.5\n", "'reward_progress': family synthetic cannot judge"),
     ("data: [countdown]\nrollout: step\nstate_temperature: hot\n", "'state_temperature' must be a number"),
     ("data: [countdown]\nstate_temperature: 0\n", "'state_temperature' applies only to rollout: step"),
+    ("data: [countdown]\ngradient_checkpointing: maybe\n", "'gradient_checkpointing'"),
 ])
 def test_config_file_errors_name_the_field(tmp_path, text, error):
     bad = tmp_path / "rl.yaml"
