@@ -76,8 +76,8 @@ def table_years(text: str) -> list[int]:
     found = [(m.start(), int(m.group(1))) for m in YEAR.finditer(text)]
     for m in _DATE_YEAR.finditer(text):
         y = next(g for g in m.groups() if g)
-        # two digits: 1950-2027 ("6/30" and "12/31" are days, not 2030 and 2031)
-        year = int(y) if len(y) == 4 else (2000 + int(y) if int(y) < 28 else 1900 + int(y) if int(y) >= 50 else 0)
+        # two digits: 1950-2027 ("6/30" and "12/31" are days, not 2030 and 2031; 28-49 fall below 1950)
+        year = int(y) if len(y) == 4 else 2000 + int(y) if int(y) < 28 else 1900 + int(y)
         if 1950 <= year <= 2049 and not any(m.start() <= at < m.end() for at, _ in found):
             found.append((m.start(), year))
     return [y for _, y in sorted(found)]
