@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 _ANSWER_LINE = re.compile(r"^\s*answer\s*=")
-_NEWLINE_IDS: dict[int, list[int]] = {}
+_TOKEN_IDS: dict[tuple[int, str], list[int]] = {}  # per (tokenizer, character): the tokens whose text has it
 # Seeded sampling sets torch's global RNG, which threads share: concurrent runs (``dca serve``,
 # ``Agent.arun``) take turns at ``generate`` so each call sees exactly its own seed. On CPU one call
 # already keeps every core busy, so taking turns costs no throughput.
@@ -33,12 +33,21 @@ _GENERATE_LOCK = threading.Lock()
 
 def newline_token_ids(tokenizer: "PreTrainedTokenizerBase") -> list[int]:
     """Every token whose text contains a newline (each ends a step line), cached per tokenizer."""
-    key = id(tokenizer)
-    if key not in _NEWLINE_IDS:
+    return _token_ids_with(tokenizer, "\n")
+
+
+def comment_token_ids(tokenizer: "PreTrainedTokenizerBase") -> list[int]:
+    """Every token whose text contains ``#`` (each starts a step's trailing comment)."""
+    return _token_ids_with(tokenizer, "#")
+
+
+def _token_ids_with(tokenizer: "PreTrainedTokenizerBase", char: str) -> list[int]:
+    key = (id(tokenizer), char)
+    if key not in _TOKEN_IDS:
         ids = range(len(tokenizer))
         texts = tokenizer.batch_decode([[i] for i in ids], skip_special_tokens=False)
-        _NEWLINE_IDS[key] = [i for i, t in zip(ids, texts) if "\n" in t]
-    return _NEWLINE_IDS[key]
+        _TOKEN_IDS[key] = [i for i, t in zip(ids, texts) if char in t]
+    return _TOKEN_IDS[key]
 
 
 def trace_lines(text: str) -> list[str]:
@@ -74,7 +83,8 @@ def generate(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", pro
              until: str = "line", top_k: int | None = None, decoder: str = "loop") -> list[list[tuple[str, float, int]]]:
     """Continue each prompt ``n`` times; per prompt a list of ``(text, mean logprob, tokens)``.
 
-    ``until="line"`` stops at the first newline, ``"trace"`` after the ``answer = ...`` line or eos.
+    ``until="line"`` stops at the first newline, ``"step"`` there or where the line's trailing comment
+    starts (a token with ``#``), ``"trace"`` after the ``answer = ...`` line or eos.
     Prompts of different lengths are left-padded into one batch. Greedy decoding and sampling run
     through ``decode`` (``decoder="loop"``, the default) or ``model.generate`` (``decoder="generate"``,
     the same tokens for greedy decoding); beam search (temperature 0, ``n`` > 1) always uses ``generate``.
@@ -83,31 +93,39 @@ def generate(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", pro
 
     if decoder not in ("loop", "generate"):
         raise ValueError(f"generate: decoder must be 'loop' or 'generate', got {decoder!r}")
+    if until not in ("line", "step", "trace"):
+        raise ValueError(f"generate: until must be 'line', 'step' or 'trace', got {until!r}")
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for r, p in enumerate(prompts):
+    newlines = newline_token_ids(tokenizer)
+    stops = {"line": [eos, *newlines], "step": [eos, *newlines, *comment_token_ids(tokenizer)]}.get(until, [eos])
+    beams = n if temperature <= 0 and n > 1 else 1
+    loop = beams == 1 and decoder == "loop"
+    # the loop reads each distinct prompt once and copies its cache to the rows that continue it (n
+    # samples of one prompt, a GRPO group's shared state); ``generate`` gets every row
+    per_row = n if temperature > 0 else 1
+    distinct: dict[tuple[int, ...], int] = {}
+    rows = [distinct.setdefault(tuple(p), len(distinct)) for p in prompts for _ in range(per_row)]
+    batch = [list(p) for p in distinct] if loop else list(prompts)
+    width = max(len(p) for p in batch)
+    ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for r, p in enumerate(batch):
         ids[r, width - len(p):] = torch.tensor(p)
         mask[r, width - len(p):] = 1
-    newlines = newline_token_ids(tokenizer)
-    stops = [eos, *newlines] if until == "line" else [eos]
-    beams = n if temperature <= 0 and n > 1 else 1
     with _GENERATE_LOCK, torch.no_grad(), torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
         scores = None
-        if beams > 1 or decoder == "generate":
+        if not loop:
             seqs, logp, scores = _hf_generate(model, tokenizer, ids, mask, n=n, beams=beams, temperature=temperature,
                                               max_new_tokens=max_new_tokens, until=until, top_k=top_k, stops=stops,
                                               pad=pad, suppress=[eos, *newlines])
         else:
-            per_row = n if temperature > 0 else 1
-            seqs, logp = decode(model, ids.repeat_interleave(per_row, 0), mask.repeat_interleave(per_row, 0),
-                                temperature=temperature, top_k=top_k, max_new_tokens=max_new_tokens, stops=stops,
-                                pad=pad, suppress=[eos, *newlines],
-                                answer_line=_AnswerLineTokens(tokenizer, newlines) if until == "trace" else None)
+            seqs, logp = decode(model, ids, mask, temperature=temperature, top_k=top_k, max_new_tokens=max_new_tokens,
+                                stops=stops, pad=pad, suppress=[eos, *newlines],
+                                answer_line=_AnswerLineTokens(tokenizer, newlines) if until == "trace" else None,
+                                rows=None if len(rows) == len(batch) else torch.tensor(rows))
     lengths = [_length(row, stops, pad) for row in seqs.tolist()]
     if scores is None:  # a sequence's score: the mean log-probability of its tokens up to its stop
         scores = [float(logp[r, :k].mean()) if k else float("-inf") for r, k in enumerate(lengths)]
@@ -127,7 +145,7 @@ def _hf_generate(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase",
     from transformers import StoppingCriteriaList
 
     kwargs: dict[str, Any] = {"begin_suppress_tokens": suppress}  # a step or trace is never empty
-    if until != "line":
+    if until == "trace":
         kwargs["stopping_criteria"] = StoppingCriteriaList([_AnswerLineDone(tokenizer, ids.shape[1])])
     if beams > 1:
         kwargs.update(num_beams=beams, num_return_sequences=n, output_scores=True, do_sample=False,
@@ -169,10 +187,12 @@ class _AnswerLineTokens:
 
 def decode(model: "PreTrainedModel", ids: Any, mask: Any, *, temperature: float, top_k: int | None,
            max_new_tokens: int, stops: list[int], pad: int, suppress: list[int],
-           answer_line: _AnswerLineTokens | None = None) -> tuple[Any, Any]:
+           answer_line: _AnswerLineTokens | None = None, rows: Any = None) -> tuple[Any, Any]:
     """Greedy decoding or sampling over the model's own forward and ``DynamicCache``, one row per
     sequence; returns the generated tokens (pad after a row stops) and the log-probability of each
-    under the untempered distribution.
+    under the untempered distribution. ``rows`` (optional): the prompt row each sequence continues,
+    so a prompt shared by many sequences is read once and its cache copied (``Cache.reorder_cache``)
+    instead of running the same prefill once per sequence.
 
     Written out rather than left to ``model.generate`` because at batch 1 the tiny policies lose
     10-20 % of their speed to its per-step machinery (logits-processor and stopping-criteria lists,
@@ -183,13 +203,13 @@ def decode(model: "PreTrainedModel", ids: Any, mask: Any, *, temperature: float,
     import torch
     from transformers import DynamicCache
 
-    rows = ids.shape[0]
+    count = ids.shape[0] if rows is None else len(rows)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache(config=model.config)
     stop = torch.tensor(stops, dtype=torch.long)
-    done = torch.zeros(rows, dtype=torch.bool)
-    out = torch.full((rows, max_new_tokens), pad, dtype=torch.long)
-    logps = torch.zeros((rows, max_new_tokens))
+    done = torch.zeros(count, dtype=torch.bool)
+    out = torch.full((count, max_new_tokens), pad, dtype=torch.long)
+    logps = torch.zeros((count, max_new_tokens))
     step_ids, step_pos = ids, positions
     params = inspect.signature(model.forward).parameters
     keep = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
@@ -198,6 +218,9 @@ def decode(model: "PreTrainedModel", ids: Any, mask: Any, *, temperature: float,
     for t in range(max_new_tokens):
         logits = model(input_ids=step_ids, attention_mask=mask if padded else None, position_ids=step_pos,
                        use_cache=True, **{cache_arg: cache}, **keep).logits[:, -1].float()
+        if t == 0 and rows is not None:  # the prompts read once: each sequence takes its prompt's row
+            logits, mask, positions = logits[rows], mask[rows], positions[rows]
+            cache.reorder_cache(rows)
         logp = logits.log_softmax(-1)  # the model's own distribution, before suppression and temperature
         if t == 0:
             logits[:, suppress] = float("-inf")  # a step or trace is never empty
@@ -222,7 +245,7 @@ def decode(model: "PreTrainedModel", ids: Any, mask: Any, *, temperature: float,
         step_ids = token.unsqueeze(-1)
         step_pos = positions[:, -1:] + t + 1
         if padded:
-            mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype)], -1)
+            mask = torch.cat([mask, torch.ones((count, 1), dtype=mask.dtype)], -1)
     return out, logps
 
 

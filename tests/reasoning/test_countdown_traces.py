@@ -138,13 +138,6 @@ def test_sft_keeps_comments_only_when_asked():
         assert "n" in c0  # numbers written as n1, n2, ...
 
 
-def test_countdown_recipe_matches_its_yaml():
-    from dca.models.recipes import get_recipe
-    from dca.reasoning.sft import load_sft_config
-
-    assert load_sft_config(ROOT / "configs" / "train_countdown.yaml") == get_recipe("countdown-reasoner").config()
-
-
 def test_sampling_with_interpreter_values_gives_runnable_literal_traces(micro_models):
     from dca.reasoning.policy import LMPolicy
     from dca.reasoning.tasks.countdown import sample_with_values, trace_style
@@ -270,3 +263,38 @@ def test_a_fine_tuned_policy_keeps_the_trace_style_of_the_policy_it_started_from
                       examples=pairs, dev_examples=[], progress=False).model_dir
     assert json.loads((tuned / "dca_training.json").read_text())["start"] == str(base)
     assert trace_style(str(base)) == trace_style(str(tuned)) == {"needs": True, "left": True}
+
+
+def test_stopping_a_line_where_its_comment_starts_samples_the_same_lines_in_fewer_steps(tmp_path):
+    """The interpreter replaces a policy's own comment; ending each line at its ``#`` (GRPO's rollouts)
+    leaves the lines, their parts and the interpreter's comments as they were, and decodes less."""
+    from dca.reasoning.policy import LMPolicy, generate
+    from dca.reasoning.sft import DataSource, encode_prompt, train_sft
+    from dca.reasoning.tasks.countdown import stepwise_prompt, stepwise_traces
+    from helpers_models import tiny_sft_config
+
+    options = {"min_numbers": 3, "max_numbers": 3, "needs": True, "left": True}
+    model_dir = train_sft(tiny_sft_config(tmp_path / "p", steps=40, comments=True,
+                                          data=[DataSource("countdown", "train", n=200, options=options)]),
+                          progress=False).model_dir
+    policy = LMPolicy(str(model_dir), threads=1)
+    model, tokenizer = policy.load()
+    style = {"needs": True, "left": True}
+    problems = [p for p in Countdown(3, 3).problems("dev", n=4) for _ in range(4)]
+    first = generate(model, tokenizer, [encode_prompt(stepwise_prompt(problems[0], [], policy.format, style), tokenizer)],
+                     n=8, temperature=1.0, seed=0, until="line", max_new_tokens=48)[0]
+    assert any(" #" in text for text, _, _ in first)  # the policy writes comments: the stop is exercised
+    calls: list[int] = []
+    hook = model.register_forward_pre_hook(lambda m, a, k: calls.append(1), with_kwargs=True)
+    try:
+        full = stepwise_traces(model, tokenizer, policy.format, problems, style=style, temperature=1.0, seed=5,
+                               max_new_tokens=48)
+        steps_full, calls[:] = len(calls), []
+        cut = stepwise_traces(model, tokenizer, policy.format, problems, style=style, temperature=1.0, seed=5,
+                              max_new_tokens=48, stop_at_comment=True)
+    finally:
+        hook.remove()
+    assert [t.lines for t in cut] == [t.lines for t in full] and [t.parts for t in cut] == [t.parts for t in full]
+    assert any(len(t.lines) > 1 for t in full)
+    assert len(calls) <= steps_full  # a batch decodes until its longest line ends
+    assert all(t.tokens <= f.tokens for t, f in zip(cut, full)) and sum(t.tokens for t in cut) < sum(f.tokens for f in full)

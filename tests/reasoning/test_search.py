@@ -350,3 +350,40 @@ def test_decode_loop_samples_repeat_with_a_seed_and_respect_padding(policy):
     assert batched[0][0][0] == alone[0][0][0]
     with pytest.raises(ValueError, match="decoder must be"):
         generate(model, tokenizer, [short], decoder="fast")
+
+
+
+def test_decode_loop_reads_a_shared_prompt_once_and_continues_it_as_if_read_per_row(policy):
+    """n samples of one prompt (or a GRPO group's repeated state) prefill once; each row then goes on
+    from a copy of that cache exactly as a row that read the prompt itself."""
+    import torch
+
+    from dca.reasoning.policy import _length, decode, generate, newline_token_ids
+
+    model, tokenizer = policy.load()
+    short = policy.prompt_ids(ProposeRequest(task=COUNTDOWN, evidence=[], steps=[]))
+    long = policy.prompt_ids(ProposeRequest(task=TASK, evidence=[], steps=[]))
+    batches: list[int] = []
+    hook = model.register_forward_pre_hook(lambda m, a, k: batches.append(k["input_ids"].shape[0]), with_kwargs=True)
+    try:
+        shared = generate(model, tokenizer, [short, long, short], until="trace", max_new_tokens=48)
+        greedy_batches, batches[:] = list(batches), []
+        sampled = generate(model, tokenizer, [long], n=5, temperature=1.0, seed=2, until="line", max_new_tokens=24)
+    finally:
+        hook.remove()
+    assert greedy_batches[0] == 2 and set(greedy_batches[1:]) == {3}  # two distinct prompts read, three rows
+    assert batches[0] == 1 and set(batches[1:]) == {5}
+    alone = [generate(model, tokenizer, [p], until="trace", max_new_tokens=48)[0][0] for p in (short, long, short)]
+    assert [(t, k) for t, _, k in (row[0] for row in shared)] == [(t, k) for t, _, k in alone]
+    for row, one in zip(shared, alone):
+        assert row[0][1] == pytest.approx(one[1], abs=1e-4)
+    # the rows sampled from the copied cache are those sampled from five copies of the prompt
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    ids = torch.tensor([long] * 5)
+    stops = [eos, *newline_token_ids(tokenizer)]
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(2)
+        seqs, _ = decode(model, ids, torch.ones_like(ids), temperature=1.0, top_k=None, max_new_tokens=24,
+                         stops=stops, pad=pad, suppress=stops)
+    copies = [row[:_length(row, stops, pad)] for row in seqs.tolist()]
+    assert [text for text, _, _ in sampled[0]] == tokenizer.batch_decode(copies, skip_special_tokens=True)
