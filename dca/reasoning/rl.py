@@ -69,6 +69,9 @@ class RLConfig:
     # recompute activations in the backward pass instead of keeping them (TRL's default is on): worth it
     # for a large model on a GPU; on the tiny CPU policies it only adds a second forward pass
     gradient_checkpointing: bool = False
+    # mixed precision: forward, backward and the rollouts' sampling under bfloat16 autocast, the weights
+    # and the optimizer in fp32 (needs a CPU with bf16 instructions, e.g. AVX512-BF16 or AMX, to pay)
+    bf16: bool = False
     beta: float = 0.0  # KL penalty to the starting policy (0: no reference model is kept)
     epsilon: float = 0.2  # clipping of the probability ratio
     loss_type: str = "dapo"  # TRL's loss aggregation: grpo | dapo | dr_grpo | bnpo
@@ -271,7 +274,7 @@ def evaluate_greedy(model: Any, tokenizer: Any, config: RLConfig, fmt: Any, styl
         if config.rollout in INTERPRETED:
             family = get_family(s.family)
             traces = stepwise_traces(model, tokenizer, fmt, problems, style=style, temperature=0.0,
-                                     max_new_tokens=min(STEP_TOKENS, config.max_new_tokens))
+                                     max_new_tokens=min(STEP_TOKENS, config.max_new_tokens), stop_at_comment=True)
             out[f"{key} {STEPWISE}"] = round(sum(family.score(p, t.lines) for p, t in zip(problems, traces))
                                              / max(1, len(problems)), 4)
     model.train(was_training)
@@ -292,14 +295,10 @@ def stepwise_rollout(judge: TraceJudge, tokenizer: Any, fmt: Any, style: dict[st
 
     def rollout(prompts: list[str], trainer: Any) -> dict[str, list]:
         model = trainer.model
-        was_training = model.training
-        model.eval()
-        try:  # a fresh seed per optimizer step, so a resumed run samples what an unbroken one does
+        with _sampling(model, config):  # a fresh seed per optimizer step: a resumed run samples what an unbroken one does
             traces = stepwise_traces(model, tokenizer, fmt, [by_prompt[p] for p in prompts], style=style,
                                      temperature=config.temperature, seed=config.seed * 100_003 + trainer.state.global_step,
-                                     max_new_tokens=per_line, top_k=config.top_k or None)
-        finally:
-            model.train(was_training)
+                                     max_new_tokens=per_line, top_k=config.top_k or None, stop_at_comment=True)
         completion_ids, env_mask = [], []
         for trace in traces:
             ids, mask = _parts_ids(trace.parts, tokenizer)
@@ -337,23 +336,19 @@ def step_rollout(judge: TraceJudge, tokenizer: Any, fmt: Any, style: dict[str, b
             raise RuntimeError("step rollout: expected each prompt repeated group times in a row (TRL's sampler)")
         problems = [by_prompt[p] for p in heads]
         model = trainer.model
-        was_training = model.training
-        model.eval()
         seed = config.seed * 100_003 + trainer.state.global_step
         rng = random.Random(seed)
-        try:
+        with _sampling(model, config):
             paths = stepwise_traces(model, tokenizer, fmt, problems, style=style, seed=seed,
                                     temperature=config.temperature if config.state_temperature is None
                                     else config.state_temperature,
-                                    max_new_tokens=per_line, top_k=config.top_k or None)
+                                    max_new_tokens=per_line, top_k=config.top_k or None, stop_at_comment=True)
             prefixes = [open_prefix(problem, path.lines, rng) for problem, path in zip(problems, paths)]
             each = [p for p in problems for _ in range(group)]
             starts = [q for q in prefixes for _ in range(group)]
             moves = stepwise_traces(model, tokenizer, fmt, each, style=style, temperature=config.temperature,
                                     seed=seed + 50_021, max_steps=1, max_new_tokens=per_line,
-                                    top_k=config.top_k or None, prefixes=starts)
-        finally:
-            model.train(was_training)
+                                    top_k=config.top_k or None, prefixes=starts, stop_at_comment=True)
         prompt_ids = [encode_prompt(stepwise_prompt(p, q, fmt, style) or "", tokenizer) for p, q in zip(problems, prefixes)]
         completion_ids, env_mask = [], []
         for move, start in zip(moves, starts):
@@ -367,6 +362,21 @@ def step_rollout(judge: TraceJudge, tokenizer: Any, fmt: Any, style: dict[str, b
                 "prefix": [list(q) for q in starts]}
 
     return rollout
+
+
+@contextmanager
+def _sampling(model: Any, config: RLConfig) -> Iterator[None]:
+    """A rollout's sampling: the policy in eval mode (train mode restored after), under bfloat16
+    autocast when the run trains in it, so the samples come from the model the loss sees."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            yield
+    finally:
+        model.train(was_training)
 
 
 def open_prefix(problem: "Problem", lines: Sequence[str], rng: Any) -> list[str]:
@@ -483,7 +493,7 @@ def train_rl(config: RLConfig, *, progress: bool = True) -> RLResult:
             epsilon=config.epsilon, loss_type=config.loss_type, scale_rewards=config.scale_rewards,
             reward_weights=[weights[k] for k in REWARDS], seed=config.seed, data_seed=config.seed,
             logging_steps=config.log_every, save_strategy="steps", save_steps=config.checkpoint_every,
-            save_total_limit=1, report_to="none", disable_tqdm=True, use_cpu=True, bf16=False,
+            save_total_limit=1, report_to="none", disable_tqdm=True, use_cpu=True, bf16=config.bf16,
             dataloader_num_workers=0, shuffle_dataset=True, gradient_checkpointing=config.gradient_checkpointing)
         rollout = None
         if config.rollout in INTERPRETED:

@@ -101,7 +101,8 @@ def test_yaml_recipes_match_the_builtin_ones():
     from dca.models.recipes import get_recipe
 
     for name, file in (("tiny-policy", "train_policy.yaml"), ("tiny-wording", "train_wording.yaml"),
-                       ("tiny-reasoner", "train_reasoner.yaml"), ("chain-reasoner", "train_chain.yaml")):
+                       ("tiny-reasoner", "train_reasoner.yaml"), ("chain-reasoner", "train_chain.yaml"),
+                       ("countdown-reasoner", "train_countdown.yaml"), ("countdown-small", "train_countdown_small.yaml")):
         from_yaml = load_sft_config(ROOT / "configs" / file)
         builtin = get_recipe(name).config()
         assert from_yaml == builtin, f"configs/{file} differs from the dca:{name} recipe"

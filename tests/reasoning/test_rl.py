@@ -213,15 +213,20 @@ def test_stepwise_grpo_run_raises_the_mean_reward_and_reports_stepwise_greedy(mi
     assert rows[-1]["length"] > 0
 
 
-@pytest.mark.parametrize("checkpointing", [False, True])
-def test_activation_checkpointing_is_off_unless_asked(micro_models, tmp_path, checkpointing):
-    # TRL turns it on by default; on a CPU-sized policy it only repeats the forward pass (7 % of a step)
+@pytest.mark.parametrize("asked", [False, True])
+def test_activation_checkpointing_and_bf16_are_off_unless_asked(micro_models, tmp_path, asked):
+    # TRL turns checkpointing on by default; on a CPU-sized policy it only repeats the forward pass (7 % of
+    # a step). bf16 is autocast only: the weights the run saves stay fp32.
     import torch
+    from transformers import AutoModelForCausalLM
 
-    kw = {"gradient_checkpointing": True} if checkpointing else {}
-    train_rl(_config(micro_models["policy"], tmp_path / "rl", steps=1, checkpoint_every=1, **kw), progress=False)
+    kw = {"gradient_checkpointing": True, "bf16": True} if asked else {}
+    result = train_rl(_config(micro_models["policy"], tmp_path / "rl", steps=1, checkpoint_every=1, rollout="step",
+                              data=TWO, **kw), progress=False)
     saved = torch.load(next((tmp_path / "rl").rglob("training_args.bin")), weights_only=False)
-    assert saved.gradient_checkpointing is checkpointing
+    assert saved.gradient_checkpointing is asked and saved.bf16 is asked
+    weights = AutoModelForCausalLM.from_pretrained(result.model_dir).parameters()
+    assert {p.dtype for p in weights} == {torch.float32}
 
 
 @pytest.mark.parametrize("text, error", [
@@ -235,6 +240,7 @@ def test_activation_checkpointing_is_off_unless_asked(micro_models, tmp_path, ch
     ("data: [countdown]\nrollout: step\nstate_temperature: hot\n", "'state_temperature' must be a number"),
     ("data: [countdown]\nstate_temperature: 0\n", "'state_temperature' applies only to rollout: step"),
     ("data: [countdown]\ngradient_checkpointing: maybe\n", "'gradient_checkpointing'"),
+    ("data: [countdown]\nbf16: half\n", "'bf16'"),
 ])
 def test_config_file_errors_name_the_field(tmp_path, text, error):
     bad = tmp_path / "rl.yaml"
@@ -257,7 +263,7 @@ SHIPPED_RL = sorted(p.name for p in (Path(__file__).parents[2] / "configs").glob
 
 def test_every_rl_recipe_is_shipped_and_checked():
     assert {"train_rl.yaml", "train_rl_countdown.yaml", "train_rl_countdown_stepwise.yaml",
-            "train_rl_countdown_step.yaml", "train_rl_countdown3_step.yaml"} <= set(SHIPPED_RL)
+            "train_rl_countdown_step.yaml", "train_rl_countdown3_step.yaml", "train_rl_countdown_small.yaml"} <= set(SHIPPED_RL)
 
 
 @pytest.mark.parametrize("name", SHIPPED_RL)
