@@ -98,7 +98,9 @@ def generate(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", pro
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     newlines = newline_token_ids(tokenizer)
-    stops = {"line": [eos, *newlines], "step": [eos, *newlines, *comment_token_ids(tokenizer)]}.get(until, [eos])
+    stops = [eos] if until == "trace" else [eos, *newlines]
+    if until == "step":
+        stops += comment_token_ids(tokenizer)
     beams = n if temperature <= 0 and n > 1 else 1
     loop = beams == 1 and decoder == "loop"
     # the loop reads each distinct prompt once and copies its cache to the rows that continue it (n

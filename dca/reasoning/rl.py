@@ -264,20 +264,18 @@ def evaluate_greedy(model: Any, tokenizer: Any, config: RLConfig, fmt: Any, styl
 
     if not config.eval_n or not config.dev:
         return {}
-    was_training = model.training
-    model.eval()
     out: dict[str, float] = {}
-    for s in config.dev:
-        problems = source_problems(DataSource(s.family, s.split, n=config.eval_n, seed=s.seed, options=s.options))
-        key = source_key(s, out)
-        out[key] = round(evaluate_policy(model, tokenizer, problems, fmt)["accuracy"], 4)
-        if config.rollout in INTERPRETED:
-            family = get_family(s.family)
-            traces = stepwise_traces(model, tokenizer, fmt, problems, style=style, temperature=0.0,
-                                     max_new_tokens=min(STEP_TOKENS, config.max_new_tokens), stop_at_comment=True)
-            out[f"{key} {STEPWISE}"] = round(sum(family.score(p, t.lines) for p, t in zip(problems, traces))
-                                             / max(1, len(problems)), 4)
-    model.train(was_training)
+    with _sampling(model, bf16=False):  # in fp32, as the saved model is scored later
+        for s in config.dev:
+            problems = source_problems(DataSource(s.family, s.split, n=config.eval_n, seed=s.seed, options=s.options))
+            key = source_key(s, out)
+            out[key] = round(evaluate_policy(model, tokenizer, problems, fmt)["accuracy"], 4)
+            if config.rollout in INTERPRETED:
+                family = get_family(s.family)
+                traces = stepwise_traces(model, tokenizer, fmt, problems, style=style, temperature=0.0,
+                                         max_new_tokens=min(STEP_TOKENS, config.max_new_tokens), stop_at_comment=True)
+                out[f"{key} {STEPWISE}"] = round(sum(family.score(p, t.lines) for p, t in zip(problems, traces))
+                                                 / max(1, len(problems)), 4)
     return out
 
 
@@ -295,7 +293,7 @@ def stepwise_rollout(judge: TraceJudge, tokenizer: Any, fmt: Any, style: dict[st
 
     def rollout(prompts: list[str], trainer: Any) -> dict[str, list]:
         model = trainer.model
-        with _sampling(model, config):  # a fresh seed per optimizer step: a resumed run samples what an unbroken one does
+        with _sampling(model, config.bf16):  # a fresh seed per optimizer step: a resumed run samples what an unbroken one does
             traces = stepwise_traces(model, tokenizer, fmt, [by_prompt[p] for p in prompts], style=style,
                                      temperature=config.temperature, seed=config.seed * 100_003 + trainer.state.global_step,
                                      max_new_tokens=per_line, top_k=config.top_k or None, stop_at_comment=True)
@@ -338,7 +336,7 @@ def step_rollout(judge: TraceJudge, tokenizer: Any, fmt: Any, style: dict[str, b
         model = trainer.model
         seed = config.seed * 100_003 + trainer.state.global_step
         rng = random.Random(seed)
-        with _sampling(model, config):
+        with _sampling(model, config.bf16):
             paths = stepwise_traces(model, tokenizer, fmt, problems, style=style, seed=seed,
                                     temperature=config.temperature if config.state_temperature is None
                                     else config.state_temperature,
@@ -365,15 +363,16 @@ def step_rollout(judge: TraceJudge, tokenizer: Any, fmt: Any, style: dict[str, b
 
 
 @contextmanager
-def _sampling(model: Any, config: RLConfig) -> Iterator[None]:
-    """A rollout's sampling: the policy in eval mode (train mode restored after), under bfloat16
-    autocast when the run trains in it, so the samples come from the model the loss sees."""
+def _sampling(model: Any, bf16: bool) -> Iterator[None]:
+    """Sampling from the policy mid-run: eval mode (train mode restored after), under bfloat16
+    autocast when ``bf16`` (a rollout of a run that trains in it, so the samples come from the model
+    the loss sees)."""
     import torch
 
     was_training = model.training
     model.eval()
     try:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             yield
     finally:
         model.train(was_training)

@@ -352,7 +352,6 @@ def test_decode_loop_samples_repeat_with_a_seed_and_respect_padding(policy):
         generate(model, tokenizer, [short], decoder="fast")
 
 
-
 def test_decode_loop_reads_a_shared_prompt_once_and_continues_it_as_if_read_per_row(policy):
     """n samples of one prompt (or a GRPO group's repeated state) prefill once; each row then goes on
     from a copy of that cache exactly as a row that read the prompt itself."""

@@ -380,7 +380,7 @@ def stepwise_traces(model: Any, tokenizer: Any, fmt: Any, problems: Sequence[Pro
     their comments) continue partial traces; the returned traces hold only the new lines, at most
     ``max_steps`` of them. Used for sampling (``sample_with_values``, ``LMPolicy`` for a policy trained
     on these comments) and as GRPO's rollout. ``stop_at_comment`` ends each line where the policy starts
-    its own comment, which the interpreter's replaces anyway: the same lines from ~40 % of the decoding
+    its own comment, which the interpreter's comment replaces anyway: the same lines from ~40 % of the decoding
     steps, but the traces' log-probabilities then cover the lines without their comments."""
     from dca.reasoning.policy import generate
     from dca.reasoning.prompt import from_refs, policy_comment, prompt_numbers
