@@ -473,7 +473,9 @@ def train_rl(config: RLConfig, *, progress: bool = True) -> RLResult:
                 return
             row = {"reward": logs["reward"], "reward_std": logs.get("reward_std"), "loss": logs.get("loss"),
                    "kl": logs.get("kl"), "length": logs.get("completions/mean_length"),
-                   "clip": logs.get("clip_ratio/region_mean"), "lr": logs.get("learning_rate")}
+                   "clip": logs.get("clip_ratio/region_mean"), "lr": logs.get("learning_rate"),
+                   # the share of groups whose samples all scored alike: they carry no advantage
+                   "zero_std": logs.get("frac_reward_zero_std")}
             row.update({k: logs.get(f"rewards/{k}/mean") for k in REWARDS})
             log.log(max(0, state.global_step - 1),
                     **{k: round(float(v), 5) for k, v in row.items() if v is not None})
