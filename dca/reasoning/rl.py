@@ -61,6 +61,9 @@ class RLConfig:
     temperature: float = 1.0
     state_temperature: float | None = None  # rollout: step: the temperature of the trace whose states the
     # groups start from (None: ``temperature``; 0: the greedy path, the states greedy decoding visits)
+    state_pool: int = 1  # rollout: step: sample groups from state_pool x prompts_per_step states and train on
+    # prompts_per_step of them, those whose moves scored differently first (DAPO's dynamic sampling: a group
+    # whose moves all score alike carries no advantage, yet costs a forward and backward pass)
     top_k: int = 0
     lr: float = 5e-5
     warmup: int = 0
@@ -117,8 +120,11 @@ class RLConfig:
         if values.get("scale_rewards", "group") not in ("group", "batch", "none"):
             raise ValueError(f"{where}: field 'scale_rewards' must be group, batch or none, "
                              f"got {values['scale_rewards']!r}")
-        if values.get("state_temperature") is not None and values.get("rollout") != "step":
-            raise ValueError(f"{where}: field 'state_temperature' applies only to rollout: step")
+        for name, default in (("state_temperature", None), ("state_pool", 1)):
+            if values.get(name, default) != default and values.get("rollout") != "step":
+                raise ValueError(f"{where}: field {name!r} applies only to rollout: step")
+        if values.get("state_pool", 1) < 1:
+            raise ValueError(f"{where}: field 'state_pool' must be >= 1, got {values['state_pool']!r}")
         if values.get("reward_progress", 0.0):
             from dca.reasoning.tasks import get_family
 
@@ -318,15 +324,22 @@ def step_rollout(judge: TraceJudge, tokenizer: Any, fmt: Any, style: dict[str, b
     line from it, and the rewards read the prefix and the line (the extra ``prefix`` column). With
     ``reward_progress`` a move is rewarded for keeping the target reachable, so the advantage lands
     on the move that made the difference; whole-trace rollouts give every line of a trace the same
-    advantage, and most of a 4-number trace's lines are right in wrong traces too."""
+    advantage, and most of a 4-number trace's lines are right in wrong traces too.
+
+    With ``state_pool`` > 1 the step's problems are joined by (state_pool - 1) times as many others drawn
+    from the training problems, each gets its state and group, and the step trains on as many groups as
+    TRL asked for: those whose moves scored differently first, TRL's own problems before the drawn ones.
+    The rows carry their problem's id (the ``pid`` column), so the rewards are those of the kept problems."""
     import random
 
     from dca.reasoning.sft import encode_prompt
     from dca.reasoning.tasks.countdown import stepwise_prompt, stepwise_traces
 
     by_prompt = {judge.prompt(p): p for p in judge.problems.values()}
+    pool = sorted(judge.problems)
     per_line = min(STEP_TOKENS, config.max_new_tokens)
     group = config.group
+    weights = [getattr(config, f"reward_{name}") for name in REWARDS]
 
     def rollout(prompts: list[str], trainer: Any) -> dict[str, list]:
         heads = prompts[::group]
@@ -336,6 +349,8 @@ def step_rollout(judge: TraceJudge, tokenizer: Any, fmt: Any, style: dict[str, b
         model = trainer.model
         seed = config.seed * 100_003 + trainer.state.global_step
         rng = random.Random(seed)
+        if config.state_pool > 1:
+            problems += [judge.problems[i] for i in rng.sample(pool, min(len(pool), len(heads) * (config.state_pool - 1)))]
         with _sampling(model, config.bf16):
             paths = stepwise_traces(model, tokenizer, fmt, problems, style=style, seed=seed,
                                     temperature=config.temperature if config.state_temperature is None
@@ -355,11 +370,28 @@ def step_rollout(judge: TraceJudge, tokenizer: Any, fmt: Any, style: dict[str, b
             ids, mask = _parts_ids(move.parts, tokenizer)
             completion_ids.append(ids[: config.max_new_tokens])
             env_mask.append(mask[: config.max_new_tokens])
-        return {"prompt_ids": [ids for ids in prompt_ids for _ in range(group)], "completion_ids": completion_ids,
-                "logprobs": [[None] * len(ids) for ids in completion_ids], "env_mask": env_mask,
-                "prefix": [list(q) for q in starts]}
+        keep = list(range(len(problems)))
+        if len(problems) > len(heads):
+            texts = tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
+            pids = [p.id for p in each]
+            scores = [fn(texts, pids, starts) for fn in judge.reward_functions()]
+            keep = varied_groups_first([sum(w * s[r] for w, s in zip(weights, scores)) for r in range(len(texts))],
+                                       group, len(heads))
+        rows = [g * group + k for g in keep for k in range(group)]
+        return {"prompt_ids": [prompt_ids[g] for g in keep for _ in range(group)],
+                "completion_ids": [completion_ids[r] for r in rows],
+                "logprobs": [[None] * len(completion_ids[r]) for r in rows], "env_mask": [env_mask[r] for r in rows],
+                "prefix": [list(starts[r]) for r in rows], "pid": [each[r].id for r in rows]}
 
     return rollout
+
+
+def varied_groups_first(rewards: Sequence[float], group: int, n: int) -> list[int]:
+    """The indices of ``n`` groups (``rewards`` holds ``group`` in a row each): the groups whose rewards
+    differ first, then the rest, each part in its given order."""
+    count = len(rewards) // group
+    alike = [len({round(x, 9) for x in rewards[g * group:(g + 1) * group]}) == 1 for g in range(count)]
+    return sorted(range(count), key=lambda g: (alike[g], g))[:n]
 
 
 @contextmanager

@@ -241,6 +241,8 @@ def test_activation_checkpointing_and_bf16_are_off_unless_asked(micro_models, tm
     ("data: [synthetic]\nreward_progress: 0.5\n", "'reward_progress': family synthetic cannot judge"),
     ("data: [countdown]\nrollout: step\nstate_temperature: hot\n", "'state_temperature' must be a number"),
     ("data: [countdown]\nstate_temperature: 0\n", "'state_temperature' applies only to rollout: step"),
+    ("data: [countdown]\nstate_pool: 2\n", "'state_pool' applies only to rollout: step"),
+    ("data: [countdown]\nrollout: step\nstate_pool: 0\n", "'state_pool' must be >= 1"),
     ("data: [countdown]\ngradient_checkpointing: maybe\n", "'gradient_checkpointing'"),
     ("data: [countdown]\nbf16: half\n", "'bf16'"),
 ])
@@ -284,3 +286,66 @@ def test_cli_entry_trains_from_a_yaml_file(micro_models, tmp_path, capsys):
     assert run_train_rl(str(config)) == 0
     assert "saved" in capsys.readouterr().out
     assert (tmp_path / "run" / "model" / "config.json").exists()
+
+
+def test_varied_groups_come_first_in_their_order():
+    from dca.reasoning.rl import varied_groups_first
+
+    rewards = [1, 1, 0, 0, 0, 1, 0.5, 0.5, 0, 1]  # groups of 2: alike, alike, varied, alike, varied
+    assert varied_groups_first(rewards, 2, 3) == [2, 4, 0]
+    assert varied_groups_first(rewards, 2, 5) == [2, 4, 0, 1, 3]
+    assert varied_groups_first([0.2, 0.2 + 1e-12], 2, 1) == [0]  # float noise is not a difference
+
+
+def test_step_rollout_with_a_state_pool_trains_on_the_groups_whose_moves_differ(micro_models):
+    """state_pool 10: states for ten times the step's problems; the step's rows are as many groups as TRL
+    asked for, each with its own problem id, prefix and prompt, the groups whose moves scored differently
+    first. The micro policy's moves mostly score alike (~5 % of its groups differ), so without the pool a
+    step rarely has a group to learn from."""
+    from types import SimpleNamespace
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from dca.reasoning.prompt import load_format
+    from dca.reasoning.rl import step_rollout
+    from dca.reasoning.sft import encode_prompt, source_problems
+    from dca.reasoning.tasks.countdown import stepwise_prompt
+
+    path = micro_models["policy"]
+    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path)
+    fmt = load_format(path)
+    style = {"needs": True, "left": False}
+    problems = source_problems(DataSource("countdown", "train", n=40, options={"min_numbers": 3, "max_numbers": 3}))
+    by_id = {p.id: p for p in problems}
+    judge = TraceJudge(problems, fmt)
+    fns = judge.reward_functions()
+    group, heads = 4, problems[:2]
+    prompts = [judge.prompt(p) for p in heads for _ in range(group)]
+
+    def run(pool: int) -> tuple[int, int]:
+        config = RLConfig(rollout="step", group=group, temperature=1.0, max_new_tokens=128, state_pool=pool,
+                          reward_valid=0.0, reward_format=0.0, reward_progress=1.0)
+        rollout = step_rollout(judge, tokenizer, fmt, style, config)
+        drawn = varied = 0
+        for step in range(6):
+            out = rollout(prompts, SimpleNamespace(model=model, state=SimpleNamespace(global_step=step)))
+            assert len(out["completion_ids"]) == len(out["pid"]) == len(out["prompt_ids"]) == len(prompts)
+            texts = tokenizer.batch_decode(out["completion_ids"], skip_special_tokens=True)
+            correct, progress = fns[0](texts, out["pid"], out["prefix"]), fns[3](texts, out["pid"], out["prefix"])
+            kinds = []
+            for g in range(len(heads)):
+                rows = range(group * g, group * g + group)
+                pid, prefix = out["pid"][group * g], out["prefix"][group * g]
+                assert all(out["pid"][r] == pid and out["prefix"][r] == prefix for r in rows)
+                assert out["prompt_ids"][group * g] == encode_prompt(stepwise_prompt(by_id[pid], prefix, fmt, style),
+                                                                     tokenizer)
+                kinds.append(len({correct[r] + progress[r] for r in rows}) > 1)
+                drawn += pid not in {p.id for p in heads}
+            assert kinds == sorted(kinds, reverse=True)  # varied groups first
+            varied += sum(kinds)
+        return drawn, varied
+
+    alone = run(1)
+    assert alone[0] == 0  # no pool: TRL's own problems
+    drawn, varied = run(10)
+    assert drawn > 0 and varied >= 3 and varied > alone[1]
