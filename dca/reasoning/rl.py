@@ -95,6 +95,11 @@ class RLConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def reward_weights(self) -> list[float]:
+        """The weight of each reward, in ``REWARDS`` order (TRL's ``reward_weights``)."""
+        return [getattr(self, f"reward_{name}") for name in REWARDS]
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "config") -> "RLConfig":
         """Build from a mapping (a YAML file's content), naming the file and field on any error."""
@@ -339,7 +344,6 @@ def step_rollout(judge: TraceJudge, tokenizer: Any, fmt: Any, style: dict[str, b
     pool = sorted(judge.problems)
     per_line = min(STEP_TOKENS, config.max_new_tokens)
     group = config.group
-    weights = [getattr(config, f"reward_{name}") for name in REWARDS]
 
     def rollout(prompts: list[str], trainer: Any) -> dict[str, list]:
         heads = prompts[::group]
@@ -375,6 +379,7 @@ def step_rollout(judge: TraceJudge, tokenizer: Any, fmt: Any, style: dict[str, b
             texts = tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
             pids = [p.id for p in each]
             scores = [fn(texts, pids, starts) for fn in judge.reward_functions()]
+            weights = config.reward_weights
             keep = varied_groups_first([sum(w * s[r] for w, s in zip(weights, scores)) for r in range(len(texts))],
                                        group, len(heads))
         rows = [g * group + k for g in keep for k in range(group)]
@@ -495,8 +500,6 @@ def train_rl(config: RLConfig, *, progress: bool = True) -> RLResult:
         first = next((r for r in log.records if r.get("step") == -1), {})
         before = {k.removeprefix("dev_"): v for k, v in first.items() if k.startswith("dev_")}
 
-    weights = {"correct": config.reward_correct, "valid": config.reward_valid, "format": config.reward_format,
-               "progress": config.reward_progress}
 
     class _Log(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
@@ -524,7 +527,7 @@ def train_rl(config: RLConfig, *, progress: bool = True) -> RLResult:
             learning_rate=config.lr, warmup_steps=config.warmup, weight_decay=config.weight_decay,
             lr_scheduler_type="constant_with_warmup", max_grad_norm=config.grad_clip, beta=config.beta,
             epsilon=config.epsilon, loss_type=config.loss_type, scale_rewards=config.scale_rewards,
-            reward_weights=[weights[k] for k in REWARDS], seed=config.seed, data_seed=config.seed,
+            reward_weights=config.reward_weights, seed=config.seed, data_seed=config.seed,
             logging_steps=config.log_every, save_strategy="steps", save_steps=config.checkpoint_every,
             save_total_limit=1, report_to="none", disable_tqdm=True, use_cpu=True, bf16=config.bf16,
             dataloader_num_workers=0, shuffle_dataset=True, gradient_checkpointing=config.gradient_checkpointing)
