@@ -500,7 +500,6 @@ def train_rl(config: RLConfig, *, progress: bool = True) -> RLResult:
         first = next((r for r in log.records if r.get("step") == -1), {})
         before = {k.removeprefix("dev_"): v for k, v in first.items() if k.startswith("dev_")}
 
-
     class _Log(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
             logs = logs or {}
