@@ -17,11 +17,13 @@ documents; both by dca's hash splits):
   verifier-guided retries, a deeper retry budget), with the compute each spends;
 - precision among verified answers, and the share of wrong answers flagged unverified;
 - shape accuracy: the reasoner's likeliest shape against the gold program's (expressible ones);
-- baselines in the same run: the fact ranker without the reranker, the agent without lookup steps
+- baselines in the same run: the fact ranker without the reranker, the reranker fused by reciprocal
+  rank instead of the build's learnt fusion, the agent without lookup steps
   (``DocQAReasoner(lookups=False)``), the linear shape head without the shape reader, MiniLM-only
   retrieval, and the reasoner without trained heads.
 
-Run: ``.venv/bin/python bench/docqa.py [-n N]``. Writes bench/out/docqa.json and bench/out/docqa.png.
+Run: ``.venv/bin/python bench/docqa.py [-n N]`` (``--baseline TEXT`` keeps only the baselines whose
+name contains TEXT). Writes bench/out/docqa.json and bench/out/docqa.png.
 ``--family finqa`` / ``--family tatqa`` run one dataset (written to docqa_<family>.json) and
 ``--merge`` combines those into docqa.json / .png, so the two can run side by side.
 """
@@ -43,6 +45,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 OUT = Path(__file__).resolve().parent / "out"
 
 NO_LOOKUPS = "baseline: no lookup steps"  # the same agent with DocQAReasoner(lookups=False)
+RANK_FUSED = "baseline: reranker fused by rank"  # the reranker fused by reciprocal rank, not the learnt fusion
 # strategy -> (retries per position, backtracks): how many candidate traces the verifier may try
 STRATEGIES = {"first trace": (1, 0), "verify + retry 3": (3, 1), "verify + retry 8": (8, 2)}
 
@@ -105,7 +108,7 @@ def loss_bucket(family: Any, problem: Any, cands: list, facts: list, page_cells:
 def evaluate(family: Any, problems: list, weights: list[float] | None, featurizer: Any, percent: str,
              threshold: float, use_heads: bool = True, strategies: dict | None = None,
              model: Any = None, reranker: Any = None, shape_mix: float | None = None,
-             lookups: bool = True) -> dict[str, Any]:
+             lookups: bool = True, fusion: list[float] | None = None) -> dict[str, Any]:
     from rich.progress import track
 
     from agents.docqa.agent import AnswerWording, docqa_verifier
@@ -129,7 +132,8 @@ def evaluate(family: Any, problems: list, weights: list[float] | None, featurize
                              top_k=reasoner.top_facts, checkpoint=None, name=f"docqa-{name}")
     rows = []
     for p in track(problems, description=f"{family.name} ({'heads' if use_heads else 'no heads'})"):
-        page.current = PageKnowledge(p.evidence, weights=weights, featurizer=featurizer, reranker=reranker)
+        page.current = PageKnowledge(p.evidence, weights=weights, featurizer=featurizer, reranker=reranker,
+                                     fusion=fusion)
         start = time.perf_counter()
         ranked = page.retrieve(p.question, 10)
         gold = set(gold_facts(p))
@@ -250,6 +254,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-n", type=int, default=None, help="questions per dataset (default: all dev)")
     ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--baseline", action="append", default=None, metavar="TEXT",
+                    help="run only the baselines whose name contains TEXT (repeatable; e.g. 'by rank')")
     ap.add_argument("--family", choices=("all", "finqa", "tatqa", "none"), default="all",
                     help="which dataset to run (none: only --lm-baseline)")
     ap.add_argument("--merge", action="store_true", help="combine docqa_finqa.json and docqa_tatqa.json")
@@ -295,11 +301,15 @@ def main() -> None:
         runs = {"docqa": (heads.fact_weights(percent), True)}
         if not args.no_baselines:
             runs["baseline: fact ranker without the reranker"] = (heads.fact_weights(percent), True)
+            if heads.fact_fusion(percent):
+                runs[RANK_FUSED] = (heads.fact_weights(percent), True)
             runs[NO_LOOKUPS] = (heads.fact_weights(percent), True)
             if heads.config.get("shape_mix"):
                 runs["baseline: shape head without the reader"] = (heads.fact_weights(percent), True)
             runs["baseline: MiniLM retrieval"] = (None, True)
             runs["baseline: no trained heads"] = (heads.fact_weights(percent), False)
+            if args.baseline:
+                runs = {k: v for k, v in runs.items() if k == "docqa" or any(t in k for t in args.baseline)}
         if other is not None:
             runs[f"baseline: build {Path(args.baseline_model).name}"] = (other.fact_weights(percent), True)
         for label, (weights, use_heads) in runs.items():
@@ -308,11 +318,12 @@ def main() -> None:
                 else (heads, model)
             threshold = own.config.get("thresholds", {}).get(percent, own.threshold) if use_heads else 0.0
             reranker = own.fact_reranker() if label in ("docqa", "baseline: shape head without the reader",
-                                                        NO_LOOKUPS) \
+                                                        NO_LOOKUPS, RANK_FUSED) \
                 or own is not heads else None
+            fusion = None if label == RANK_FUSED else own.fact_fusion(percent)
             res = evaluate(family, problems, weights, featurizer, percent, threshold, use_heads, strategies, where,
                            reranker, 0.0 if "without the reader" in label else None,
-                           lookups=label != NO_LOOKUPS)
+                           lookups=label != NO_LOOKUPS, fusion=fusion)
             report["results"][f"{family.name} / {label}"] = res
             plots[f"{family.name} / {label}"] = res
     if args.lm_baseline:

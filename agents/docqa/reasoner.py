@@ -244,6 +244,11 @@ class Heads:
         """The fact ranker's weights for pages of this percent convention."""
         return (self.fact_w_ratio or self.fact_w) if percent == "ratio" else self.fact_w
 
+    def fact_fusion(self, percent: str = "percent") -> list[float] | None:
+        """The learnt fusion of fact ranker and reranker for pages of this percent convention
+        (``FUSION_FEATURES`` order), or ``None``: fuse by reciprocal rank (an older build)."""
+        return (self.config.get("fact_fusion") or {}).get(percent)
+
     def fact_reranker(self) -> Any:
         """The cross-encoder over (question, fact) trained with these heads, or ``None`` (an older build)."""
         return self._beside("fact_reranker")

@@ -165,13 +165,13 @@ def test_heads_built_for_other_shapes_fail_to_load_with_the_field_and_the_rebuil
 
 def test_a_model_built_for_other_features_or_records_counts_as_not_built(tmp_path, monkeypatch):
     from agents.docqa.models import CELLS, READERS, REASONER, TRAINING_DATA, built, model_dir, synthetic_version
-    from agents.docqa.knowledge import FACT_FEATURES
+    from agents.docqa.knowledge import FACT_FEATURES, FUSION_FEATURES
     from agents.docqa.reasoner import NAMES, TRACE_FEATURES, Heads
 
     monkeypatch.setenv("DCA_HOME", str(tmp_path))
     assert not built(REASONER)
     heads = Heads([[0.0]] * (len(NAMES) + 1), [0.0] * (len(NAMES) + 1), [0.0], [0.0] * len(TRACE_FEATURES), 0.0,
-                  0.5, {"fact_features": list(FACT_FEATURES)})
+                  0.5, {"fact_features": list(FACT_FEATURES), "fusion_features": list(FUSION_FEATURES)})
     heads.save(model_dir(REASONER))
     info = model_dir(REASONER) / "dca_build.json"
     record = {"seconds": 1.0, "training_data": TRAINING_DATA, "synthetic_templates": synthetic_version(), "cells": CELLS}
@@ -192,6 +192,10 @@ def test_a_model_built_for_other_features_or_records_counts_as_not_built(tmp_pat
     info.write_text(json.dumps(record))
     assert built(REASONER)
     heads.config["fact_features"] = list(FACT_FEATURES[:-1])  # an older build, before a feature was added
+    heads.save(model_dir(REASONER))
+    assert not built(REASONER)
+    heads.config["fact_features"] = list(FACT_FEATURES)
+    heads.config.pop("fusion_features")  # an older build, fusing the reranker by rank
     heads.save(model_dir(REASONER))
     assert not built(REASONER)
 
@@ -223,6 +227,56 @@ def test_the_fact_reranker_is_fused_by_rank_and_read_once_per_query(bonds):
     assert reranker.calls == 1  # strategies and retries ask the same question again
     fused.retrieve("What were the total bonds in 2008?", 3)
     assert reranker.calls == 2
+
+
+def test_learnt_fusion_weighs_the_ranker_and_the_reranker_as_its_weights_say(bonds):
+    """With fusion weights the final order is the logistic regression's over FUSION_FEATURES: all
+    weight on the reranker's rank gives the reranker's order, all on the ranker's logit the ranker's."""
+    from agents.docqa.knowledge import FACT_FEATURES, FUSION_FEATURES, PageKnowledge
+
+    q = bonds.question
+    weights = [1.0 if f == "dense" else 0.0 for f in FACT_FEATURES]
+    ranker = [e.text for e in PageKnowledge(bonds.evidence, weights=weights).retrieve(q, 6)]
+    read = {e.text: float(i) for i, e in enumerate(bonds.evidence)}  # page order, last fact first
+    by_read = sorted(read, key=lambda t: -read[t])[:6]
+    assert by_read != ranker
+    only = lambda name: [4.0 if f == name else 0.0 for f in FUSION_FEATURES]  # noqa: E731
+    for name, want in (("reader_rank", by_read), ("ranker_logit", ranker)):
+        know = PageKnowledge(bonds.evidence, weights=weights, reranker=_OrderReranker(read), fusion=only(name))
+        assert [e.text for e in know.retrieve(q, 6)] == want
+    # without the fact ranker's weights there are no features to fuse: reciprocal rank, as before
+    plain = PageKnowledge(bonds.evidence, reranker=_OrderReranker(read), fusion=only("reader_rank"))
+    rank_fused = PageKnowledge(bonds.evidence, reranker=_OrderReranker(read))
+    assert [e.id for e in plain.retrieve(q, 6)] == [e.id for e in rank_fused.retrieve(q, 6)]
+
+
+def test_fusion_trains_on_out_of_fold_reads_and_scores_gold_facts_above_the_rest(finqa_train, monkeypatch):
+    import math
+
+    from agents.docqa import train
+    from agents.docqa.knowledge import FACT_FEATURES, FUSION_FEATURES
+    from agents.docqa.reasoner import Featurizer, Heads
+
+    problems = list(finqa_train.problems("train"))[:10]
+    trained: list[int] = []
+    fitted: list[tuple] = []
+    real_reranker, real_fit = train.train_fact_reranker, train._fit_linear
+    monkeypatch.setattr(train, "train_fact_reranker",
+                        lambda ps, out, **kw: trained.append(len(ps)) or real_reranker(ps, out, **kw))
+    monkeypatch.setattr(train, "_fit_linear", lambda x, y, c, **kw: fitted.append((x, y)) or real_fit(x, y, c, **kw))
+    heads = Heads([[0.0]], [0.0], [0.0], [0.0], 0.0, 0.5,
+                  fact_w=[1.0 if f == "dense" else 0.0 for f in FACT_FEATURES])
+    fusion = train.train_fact_fusion(problems, Featurizer(), heads, quick=True, progress=False)
+    # two rerankers, one per half of the pages, each reading the other half's questions
+    assert len(trained) == 2 and sum(trained) == len(problems) and min(trained) > 0
+    assert set(fusion) == {"ratio"} and len(fusion["ratio"]) == len(FUSION_FEATURES)
+    (xs, ys), = fitted
+    assert all(len(x) == len(FUSION_FEATURES) for x in xs) and 0 < sum(ys) < len(ys)
+    # the intercept is carried by the bias feature: gold facts come out likelier than not, the rest not
+    prob = [1 / (1 + math.exp(-sum(w * v for w, v in zip(fusion["ratio"], x)))) for x in xs]
+    gold = [q for q, y in zip(prob, ys) if y]
+    rest = [q for q, y in zip(prob, ys) if not y]
+    assert sum(gold) / len(gold) > 0.5 > sum(rest) / len(rest)
 
 
 def test_fact_reranker_trains_beside_the_heads_and_loads_from_them(tmp_path, finqa_train):
