@@ -48,6 +48,15 @@ def as_evidence(facts: list[Any]) -> list[Evidence]:
     return out
 
 
+def reciprocal_ranks(scores: list[float]) -> list[float]:
+    """1 / (1 + rank) per item, rank 0 the highest score (ties in list order)."""
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    out = [0.0] * len(scores)
+    for r, i in enumerate(order):
+        out[i] = 1.0 / (1 + r)
+    return out
+
+
 def fact_features(question: str, facts: list[Evidence], dense: list[float]) -> list[list[float]]:
     """One feature row per fact of a page (``FACT_FEATURES``); ``dense`` is MiniLM's cosine per fact."""
     from dca.numbers import find_numbers
@@ -60,8 +69,7 @@ def fact_features(question: str, facts: list[Evidence], dense: list[float]) -> l
     n = len(facts)
     idf = {w: math.log((n + 1) / (df.get(w, 0) + 0.5)) for w in q}
     total_idf = sum(idf.values()) or 1.0
-    order = sorted(range(n), key=lambda i: -dense[i])
-    dense_rank = {i: r for r, i in enumerate(order)}
+    dense_rank = reciprocal_ranks(dense)
     rows = []
     for i, (f, bag) in enumerate(zip(facts, bags)):
         fyears = fact_years(f)
@@ -69,7 +77,7 @@ def fact_features(question: str, facts: list[Evidence], dense: list[float]) -> l
         nums = {round(abs(x.value), 6) for x in find_numbers(f.text)}
         rows.append([
             dense[i],
-            1.0 / (1 + dense_rank[i]),
+            dense_rank[i],
             sum(idf[w] for w in q & bag) / total_idf,
             len(q & bag) / max(1, len(q)),
             len(years & fyears) / max(1, len(years)) if years else 0.0,
@@ -93,13 +101,6 @@ FUSION_FEATURES = FACT_FEATURES + ("ranker_logit", "reader_logit", "ranker_rank"
 
 def fusion_features(rows: list[list[float]], ranker_logits: list[float], read: list[float]) -> list[list[float]]:
     """One ``FUSION_FEATURES`` row per fact: its ``fact_features`` row, the two scores and their ranks."""
-    def reciprocal_ranks(scores: list[float]) -> list[float]:
-        order = sorted(range(len(scores)), key=lambda i: -scores[i])
-        out = [0.0] * len(scores)
-        for r, i in enumerate(order):
-            out[i] = 1.0 / (1 + r)
-        return out
-
     a, b = reciprocal_ranks(ranker_logits), reciprocal_ranks(read)
     return [list(row) + [ranker_logits[i], read[i], a[i], b[i]] for i, row in enumerate(rows)]
 
@@ -156,13 +157,11 @@ class PageKnowledge:
 
     def _scored(self, query: str) -> tuple[list[float], list[float]]:
         """The fact ranker's scores, and the final ones (fused with the reranker's, if any)."""
-        dense = self.dense(query)
-        rows: list[list[float]] = []
         if self.weights is None:
-            ranker = [max(0.0, d) for d in dense]
+            rows, logits = [], []
+            ranker = [max(0.0, d) for d in self.dense(query)]
         else:
-            rows = fact_features(query, self.facts, dense)
-            logits = [sum(w * x for w, x in zip(self.weights, r)) for r in rows]
+            rows, logits = self._ranker(query)
             ranker = [_sigmoid(z) for z in logits]
         if self.reranker is None:
             return ranker, ranker
@@ -175,6 +174,16 @@ class PageKnowledge:
         by = lambda s: [str(i) for i in sorted(range(len(s)), key=lambda i: -s[i])]  # noqa: E731
         fused = rrf([by(ranker), by(read)], k=RRF_K)
         return ranker, [fused[str(i)] for i in range(len(self.facts))]
+
+    def fusion_rows(self, query: str) -> list[list[float]]:
+        """The ``FUSION_FEATURES`` row of each fact, what the learnt fusion weighs (needs the fact
+        ranker's ``weights`` and a ``reranker``; the build fits the fusion on these rows)."""
+        return fusion_features(*self._ranker(query), self.read(query))
+
+    def _ranker(self, query: str) -> tuple[list[list[float]], list[float]]:
+        """Each fact's ``fact_features`` row and the fact ranker's logit for it."""
+        rows = fact_features(query, self.facts, self.dense(query))
+        return rows, [sum(w * x for w, x in zip(self.weights, r)) for r in rows]
 
     def read(self, query: str) -> list[float]:
         """The reranker's logit per fact (read once per query: strategies re-ask the same one)."""

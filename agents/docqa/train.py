@@ -228,7 +228,7 @@ def train_fact_fusion(problems: list[Problem], feat: Featurizer, heads: Heads, *
     from rich.progress import track
 
     from agents.docqa.examples import gold_facts, page_key
-    from agents.docqa.knowledge import PageKnowledge, fact_features, fusion_features
+    from agents.docqa.knowledge import PageKnowledge
     from retrieval.models import load_reranker
 
     half = [zlib.crc32(page_key(p).encode()) % 2 for p in problems]
@@ -245,12 +245,8 @@ def train_fact_fusion(problems: list[Problem], feat: Featurizer, heads: Heads, *
             if not gold:
                 continue
             conv = percent_convention(p)
-            know = PageKnowledge(p.evidence, featurizer=feat)
-            rows = fact_features(p.question, know.facts, know.dense(p.question))
-            logits = [sum(w * x for w, x in zip(heads.fact_weights(conv), r)) for r in rows]
-            read = [float(x) for x in readers[h].predict([(p.question, e.text) for e in know.facts], batch_size=32,
-                                                         show_progress_bar=False)]
-            xs.setdefault(conv, []).extend(fusion_features(rows, logits, read))
+            know = PageKnowledge(p.evidence, weights=heads.fact_weights(conv), featurizer=feat, reranker=readers[h])
+            xs.setdefault(conv, []).extend(know.fusion_rows(p.question))
             ys.setdefault(conv, []).extend(int(e.id in gold) for e in know.facts)
     out = {}
     for conv in xs:
