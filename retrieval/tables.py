@@ -157,6 +157,43 @@ def _read_header(header: list[list[str]], ncols: int) -> _Header:
     return out
 
 
+def _share_pairs(grid: list[list[str]], h: int, head: _Header) -> None:
+    """Re-seat the headings of "amount | share %" column pairs that lost their empty cells.
+
+    A report writes ``2013 | | 2012 |`` over ``$1295 | 55% | $705 | 44%``, each year spanning an
+    amount and its percentage; extracted tables (FinQA's among them) drop the empty heading cells,
+    leaving ``2013 | 2012 | |`` and 2012 over a 2013 share. Where the data columns alternate amount /
+    percentage, two pairs or more, and the one header row names exactly one heading per pair, each
+    heading goes over its amount and, with " %", over its share.
+    """
+    body = [row for row in grid[h:] if row[0] and any(row[1:])]
+    ncols = len(grid[0])
+    if h != 1 or len(body) < 2 or ncols < 5 or (ncols - 1) % 2:
+        return
+
+    def percent_column(j: int) -> bool | None:
+        filled = [row[j] for row in body if row[j]]
+        if not filled:
+            return None
+        share = sum("%" in c for c in filled) / len(filled)
+        return True if share >= 0.8 else False if share == 0 else None
+
+    kinds = [percent_column(j) for j in range(1, ncols)]
+    if kinds != [False, True] * ((ncols - 1) // 2):
+        return
+    cells = grid[0][1:]
+    named = [c for c in cells if c and not find_scale(c)[0]]
+    if len(named) != (ncols - 1) // 2 or [i for i, c in enumerate(cells) if c in named] == \
+            list(range(0, ncols - 1, 2)):
+        return  # one heading per pair, not already over the amounts
+    # what else the row says is a caption ("( in millions except percentages )"); a bare scale
+    # marker is already the header's scale
+    head.captions += [_caption(c) for c in cells if c and c not in named and find_scale(c)[2]]
+    for k, name in enumerate(named):
+        head.columns[1 + 2 * k] = name.rstrip(":,")
+        head.columns[2 + 2 * k] = f"{name.rstrip(':,')} %"
+
+
 def _context(head: _Header) -> str:
     """What a row's fact ends with: the captions and the scale, ``" (Fiscal 2019; in millions)"``."""
     context = list(head.captions)
@@ -212,6 +249,7 @@ def table_to_facts(rows: list[list[str]], *, title: str = "", source: str = "", 
     grid = [[clean_cell(c) for c in r] + [""] * (ncols - len(r)) for r in rows]
     h = count_header_rows(grid) if header_rows is None else max(0, min(header_rows, len(grid)))
     head = _read_header(grid[:h], ncols)
+    _share_pairs(grid, h, head)
     if not head.scale and scale_hint:
         head.scale, head.currency, _ = find_scale(scale_hint)
     tail = _context(head)

@@ -181,3 +181,30 @@ def test_unlabelled_text_rows_stay_data_unless_they_head_numbers():
     assert [f.metadata["row"] for f in table_to_facts(mixed)] == [1, 2, 3]  # nothing numeric follows them
     csv_like = [["id", "name", "city"], ["", "Alice", "Paris"], ["", "Bob", "Berlin"], ["7", "Carol", "Rome"]]
     assert [f.metadata["row"] for f in table_to_facts(csv_like, header_rows=1)] == [1, 2, 3]  # a fixed header
+
+
+def test_amount_and_share_pairs_get_their_year_back():
+    # the extracted header lost the empty cells each year spanned: 2012 sits over a 2013 share
+    shifted = [["", "2013", "2012", "", "( in millions except percentages )"],
+               ["cars", "$ 120", "60% ( 60 % )", "$ 90", "45% ( 45 % )"],
+               ["boats", "80", "40% ( 40 % )", "110", "55% ( 55 % )"]]
+    fact = table_to_facts(shifted)[0]
+    assert fact.text == "cars: 2013 = $120; 2013 % = 60%; 2012 = $90; 2012 % = 45% (in millions except percentages)"
+    assert fact.metadata["scale"] == "million"
+    # headings already over their amounts, or columns that do not alternate, are left as they are
+    seated = [["", "2013", "", "2012", ""]] + shifted[1:]
+    assert table_to_facts(seated)[0].text.startswith("cars: 2013 = $120; 60%; 2012 = $90; 45%")
+    plain = [["", "2013", "2012", "2011", "2010"], ["cars", "1", "2", "3", "4"], ["boats", "5", "6", "7", "8"]]
+    assert table_to_facts(plain)[0].text == "cars: 2013 = 1; 2012 = 2; 2011 = 3; 2010 = 4"
+
+
+def test_amount_and_share_pairs_on_a_real_record(data_dir):
+    import json
+
+    path = data_dir / "finqa" / "dev_200.json"
+    if not path.exists():
+        pytest.skip(f"FinQA data not found at {path} (set DCA_DATA)")
+    record = next(r for r in json.loads(path.read_text()) if r["id"].startswith("AMAT/2013/page_18.pdf"))
+    assert record["table"][0][1:3] == ["2013", "2012"]  # the record as extracted
+    row = next(f for f in finqa_facts(record) if f.metadata.get("label") == "display")
+    assert "2013 = 361; 2013 % = 15%; 2012 = 206; 2012 % = 13%" in row.text
