@@ -49,6 +49,9 @@ _WHICH_YEAR = re.compile(r"\bwhich (?:fiscal )?(?:year|fy)s?\b|\bwhat year\b", r
 _POINTS_Q = re.compile(r"\bchange\s+in\s+(?:the\s+)?(?:percentages?|percent|proportion|portion)\b(?!\s+change)|"
                        r"\bpercentage\s+points?\b", re.I)
 _PERCENT_Q = re.compile(r"\bpercent(age)?\b(?!\s+points?)|%|\bgrowth rate\b", re.I)
+# "did X increase between 2008 and 2009?": a yes/no comparison of one thing in two years
+_ROSE_Q = re.compile(r"\b(?:increase|increased|rise|rose|grow|grew|go up|went up)\b", re.I)
+_FELL_Q = re.compile(r"\b(?:decrease|decreased|decline|declined|fall|fell|drop|dropped|go down|went down)\b", re.I)
 _WORD = re.compile(r"[a-z]+")
 _STOP = frozenset("the of in and a an to for on at by is was what were from as with how much many does did do "
                   "this that its it be are during year years total amount".split())
@@ -153,6 +156,19 @@ def _mention_order(q: Question, a: Cell, b: Cell) -> float:
     sa, sb = said(a), said(b)
     pa, pb = first(sa - sb), first(sb - sa)
     return 0.0 if pa == pb else (1.0 if pa < pb else -1.0)
+
+
+def greater_order(q: Question, a: Cell, b: Cell) -> float:
+    """Which way round a yes/no comparison ``A > B`` reads the question: 1 for ``a > b``, -1 for
+    ``b > a``, 0 when it cannot tell. "Did X increase between 2008 and 2009?" puts the later year
+    first (X 2009 > X 2008; "decrease", the earlier); otherwise what the question names first is
+    ``A`` ("did JPMorgan outperform the S&P 500?", "more on advertising than on research"). All 8
+    FinQA training comparisons read so."""
+    if years_apart(a, b) and (_ROSE_Q.search(q.text) or _FELL_Q.search(q.text)) and \
+            not (_ROSE_Q.search(q.text) and _FELL_Q.search(q.text)):
+        later = 1.0 if a.years[0] > b.years[0] else -1.0
+        return later if _ROSE_Q.search(q.text) else -later
+    return _mention_order(q, a, b)
 
 
 def trace_features(q: Question, shape: Shape, shape_logp: float, cells: list[Cell], logits: list[float],
@@ -429,7 +445,7 @@ def build_candidates(q: Question, probs: list[float], scored: list[tuple[Cell, l
     for i in ranked:
         shape = SHAPES[NAMES[i]]
         logp = math.log(max(probs[i], 1e-9))
-        for combo in _operand_sets(shape, scored, width):
+        for combo in _operand_sets(shape, scored, width, q):
             cells = [c for c, _, _ in combo]
             lines = shape.render([operand_value(c, percent) for c in cells], percent=times100,
                                  years=[c.years[0] for c in cells] if shape.years else None)
@@ -448,7 +464,8 @@ def build_candidates(q: Question, probs: list[float], scored: list[tuple[Cell, l
     return out
 
 
-def _operand_sets(shape: Shape, scored: list[tuple[Cell, list[float], float]], width: int) -> Any:
+def _operand_sets(shape: Shape, scored: list[tuple[Cell, list[float], float]], width: int,
+                  q: Question | None = None) -> Any:
     """The operand tuples worth trying for ``shape``: orderings of the best cells, or whole table rows."""
     if shape.row:  # every number of the rows the best cells sit in
         rows: dict[str, list] = {}
@@ -472,6 +489,8 @@ def _operand_sets(shape: Shape, scored: list[tuple[Cell, list[float], float]], w
         if shape.name in ("add", "average", "multiply") and cells[0].index > cells[1].index and \
                 cells[0].fact_id == cells[1].fact_id:
             continue
+        if shape.name == "greater" and q is not None and greater_order(q, cells[0], cells[1]) < 0:
+            continue  # the question reads the comparison the other way round
         if shape.years and not (cells[0].fact_id == cells[1].fact_id and cells[0].index < cells[1].index and
                                 years_apart(cells[0], cells[1])):
             continue  # two years' cells of one row, in one order (the other says the same)

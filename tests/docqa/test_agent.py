@@ -439,6 +439,30 @@ def test_mention_order_reads_the_words_that_tell_two_operands_apart():
 
 
 
+def test_a_yes_no_comparison_is_read_the_way_the_question_puts_it():
+    """"Did X increase between 2008 and 2009?" compares X 2009 > X 2008 ("decrease": the other way);
+    "did A outperform B?" compares A > B; the reversed comparison is not a candidate."""
+    from agents.docqa.cells import Cell
+    from agents.docqa.reasoner import Question, build_candidates, greater_order
+    from agents.docqa.shapes import NAMES
+
+    late, early = (Cell(v, str(v), "aaa/aaa share", y, "f", 0, "table", row=1, index=i)
+                   for i, (v, y) in enumerate(((14.0, "2009"), (19.0, "2008"))))
+    rose = Question.of("did the share of securities rated aaa/aaa increase between 2008 and 2009?")
+    fell = Question.of("did the share of securities rated aaa/aaa decrease between 2008 and 2009?")
+    assert greater_order(rose, late, early) == 1.0 and greater_order(rose, early, late) == -1.0
+    assert greater_order(fell, early, late) == 1.0
+    jpm = Cell(167.48, "167.48", "jpmorgan chase", "2012", "f1", 0, "table", row=1)
+    spx = Cell(205.07, "205.07", "s&p 500", "2012", "f2", 1, "table", row=2)
+    beat = Question.of("did jpmorgan chase outperform the s&p 500 over the five year period?")
+    assert greater_order(beat, jpm, spx) == 1.0 and greater_order(beat, spx, jpm) == -1.0
+    probs = [1.0 if n == "greater" else 0.0 for n in NAMES]
+    lines = [c.lines for c in build_candidates(rose, probs, [(late, [], 1.0), (early, [], 0.5)], "ratio", top_shapes=1)]
+    assert lines == [["answer = 14 > 19"]]
+    lines = [c.lines for c in build_candidates(beat, probs, [(spx, [], 1.0), (jpm, [], 0.5)], "ratio", top_shapes=1)]
+    assert lines == [["answer = 167.48 > 205.07"]]
+
+
 def test_a_ratio_question_that_states_its_order_drops_the_part_of_whole_priors():
     """"The ratio of receivables (130) to liabilities (7)" is 18.6: with the order stated, neither
     "the part is the smaller" nor "a ratio is at most 1" may count for 7 / 130. A "portion" question
