@@ -164,10 +164,10 @@ def greater_order(q: Question, a: Cell, b: Cell) -> float:
     first (X 2009 > X 2008; "decrease", the earlier); otherwise what the question names first is
     ``A`` ("did JPMorgan outperform the S&P 500?", "more on advertising than on research"). All 8
     FinQA training comparisons read so."""
-    if years_apart(a, b) and (_ROSE_Q.search(q.text) or _FELL_Q.search(q.text)) and \
-            not (_ROSE_Q.search(q.text) and _FELL_Q.search(q.text)):
+    rose, fell = bool(_ROSE_Q.search(q.text)), bool(_FELL_Q.search(q.text))
+    if years_apart(a, b) and rose != fell:
         later = 1.0 if a.years[0] > b.years[0] else -1.0
-        return later if _ROSE_Q.search(q.text) else -later
+        return later if rose else -later
     return _mention_order(q, a, b)
 
 
