@@ -27,7 +27,7 @@ from retrieval.errors import RetrievalError, SkippedFile
 from dca.progress import ProgressBar
 from retrieval.facts import Fact, flat_metadata
 from retrieval.fusion import ranked, rrf, weighted
-from retrieval.loaders import MAX_FILE_MB, Chunker, iter_files, load_file
+from retrieval.loaders import MAX_FILE_MB, READER_VERSION, Chunker, iter_files, load_file
 from retrieval.manifest import Entry, Manifest, WriteLock
 from retrieval.models import (DEFAULT_EMBEDDER, embed, embedding_dim, int8_by_default, int8_encoder,
                               load_embedder, load_reranker, query_encoder)
@@ -407,11 +407,14 @@ class Index:
                 try:
                     st = f.stat()
                     old = entries.get(key)
-                    if old and old.status == "done" and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+                    if old and old.status == "done" and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns \
+                            and old.hash.startswith(f"{READER_VERSION}:"):
                         report.unchanged += 1
                         readable.append(f)
                         continue
-                    digest = _sha256(f)
+                    # the readers' version is part of a file's hash: one indexed by another version is
+                    # read again (content hashes alone cannot see that dca now reads it differently)
+                    digest = f"{READER_VERSION}:{_sha256(f)}"
                 except OSError as exc:  # gone or unreadable since it was listed
                     report.skip(key, f"cannot read ({exc.strerror})", "unreadable")
                     continue

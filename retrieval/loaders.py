@@ -29,6 +29,12 @@ from retrieval.tables import caption_scale, table_to_facts
 TEXT_TYPES = {".txt", ".text", ".md", ".markdown", ".html", ".htm", ".csv", ".tsv", ".json", ".jsonl"}
 SUPPORTED = TEXT_TYPES | {".pdf", ".docx"}
 MAX_FILE_MB = 100.0
+# How files become facts, as a version: bumped when a change to the readers alters the facts of
+# files already indexed. It is part of each file's hash in a store's manifest, so files indexed by
+# another version are read again on the next ``Index.add`` (their content alone would call them
+# unchanged).
+# 2: "amount | share %" column pairs get their headings back (retrieval/tables.py).
+READER_VERSION = "2"
 _MAGIC = {".pdf": (b"%PDF", "a PDF (no %PDF header)"), ".docx": (b"PK", "a .docx (not a zip archive)")}
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")  # control characters other than \t \n \v \f \r
 _SEPARATOR = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")

@@ -99,11 +99,13 @@ def _committed_since(store: Path, folder: Path) -> int:
     """Files whose committed manifest row matches their current (version 2) content."""
     import hashlib
 
+    from retrieval.loaders import READER_VERSION
+
     db = store / "manifest.sqlite3"
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
         rows = dict(con.execute("SELECT path, hash FROM files WHERE status='done'").fetchall())
     return sum(1 for f in folder.glob("*.txt")
-               if rows.get(str(f.resolve())) == hashlib.sha256(f.read_bytes()).hexdigest())
+               if rows.get(str(f.resolve())) == f"{READER_VERSION}:{hashlib.sha256(f.read_bytes()).hexdigest()}")
 
 
 def test_second_writer_in_process_is_refused_or_waits(tmp_path, many_docs):

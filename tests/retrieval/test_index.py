@@ -79,6 +79,26 @@ def test_incremental_add_update_remove(tmp_path, many_docs):
     assert Index(tmp_path / "store", "inc").count() == 6
 
 
+def test_a_store_indexed_by_another_reader_version_reads_its_files_again(tmp_path, many_docs, monkeypatch):
+    """Content hashes cannot see that dca now reads a file differently: files indexed by another
+    version of the readers are read again once (updated, not added), each when its folder is next
+    added, then skipped again."""
+    import retrieval.index as index_module
+
+    folder, other = many_docs(tmp_path / "docs", 3), many_docs(tmp_path / "more", 2)
+    idx = Index(tmp_path / "store", "ver")
+    assert idx.add([folder, other], progress=False).added == 5
+    monkeypatch.setattr(index_module, "READER_VERSION", "next")
+    part = idx.add(folder, progress=False)
+    assert (part.added, part.updated, part.unchanged) == (0, 3, 0)
+    assert idx.add(folder, progress=False).unchanged == 3
+    both = idx.add([folder, other], progress=False)
+    assert (both.updated, both.unchanged) == (2, 3)
+    again = idx.add([folder, other], progress=False)
+    assert (again.added, again.updated, again.unchanged, again.chunks_added) == (0, 0, 5, 0)
+    assert idx.count() == again.total_chunks == 5
+
+
 def test_add_facts_keeps_gold_keys(tmp_path, finqa_records):
     idx = Index(tmp_path / "store", "finqa")
     record = finqa_records[0]
