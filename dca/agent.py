@@ -96,12 +96,7 @@ class Agent:
     # ------------------------------------------------------------------ running
     def run(self, task: str, *, thread_id: str | None = None) -> Result:
         """Run a task to the end and return its ``Result``."""
-        result = None
-        for event in self.stream(task, thread_id=thread_id):
-            if event.kind == "done":
-                result = event.data["result"]
-        assert result is not None
-        return result
+        return _final(self.stream(task, thread_id=thread_id))
 
     def stream(self, task: str | None, *, thread_id: str | None = None) -> Iterator[Event]:
         """Yield typed ``Event``s as the graph runs; the last one (``done``) carries the ``Result``."""
@@ -152,12 +147,7 @@ class Agent:
             raise RunNotFound(f"no checkpointed run with thread id {thread_id!r}")
         if not state.next:
             return self._result(thread_id, 0.0)
-        result = None
-        for event in self.stream(None, thread_id=thread_id):
-            if event.kind == "done":
-                result = event.data["result"]
-        assert result is not None
-        return result
+        return _final(self.stream(None, thread_id=thread_id))
 
     def result(self, thread_id: str) -> Result | None:
         """The current result of a thread (``None`` if it has no checkpoint)."""
@@ -279,3 +269,13 @@ class _TraceWriter:
 
     def close(self) -> None:
         self._f.close()
+
+
+def _final(events: Iterator[Event]) -> Result:
+    """The ``Result`` a run's event stream ends with (its "done" event)."""
+    result = None
+    for event in events:
+        if event.kind == "done":
+            result = event.data["result"]
+    assert result is not None
+    return result
