@@ -280,12 +280,16 @@ class StatedValue:
                                          f"but computes {format_value(step.value)}")
 
 
-def undefined_name(ctx: CheckContext) -> str | None:
-    """Why a step may not use one of its names (none is an earlier verified step), or None."""
+def names_verdict(check: str, ctx: CheckContext) -> Verdict | None:
+    """What a grounding check says before it reads a step's numbers: passed for a step that does
+    not parse (the syntax check's to judge), failed for a name that is no earlier verified step;
+    None to go on."""
+    if ctx.parsed is None:
+        return Verdict.passed(check)
     earlier = {s.target for s in ctx.steps}
-    for name in sorted(ctx.parsed.names if ctx.parsed is not None else ()):
+    for name in sorted(ctx.parsed.names):
         if name not in earlier and name not in ctx.env:
-            return f"name {name!r} is not an earlier verified step"
+            return Verdict.failed(check, f"name {name!r} is not an earlier verified step")
     return None
 
 
@@ -304,11 +308,9 @@ class Grounded:
         self.derived = derived
 
     def __call__(self, step: Step, ctx: CheckContext) -> Verdict:
-        if ctx.parsed is None:
-            return Verdict.passed(self.name)
-        unknown = undefined_name(ctx)
-        if unknown:
-            return Verdict.failed(self.name, unknown)
+        early = names_verdict(self.name, ctx)
+        if early is not None:
+            return early
         if not ctx.parsed.numbers:
             return Verdict.passed(self.name)
         pool = ctx.pool

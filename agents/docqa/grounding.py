@@ -13,7 +13,7 @@ import ast
 from agents.docqa.cells import Cell, evidence_cells, same_number
 from dca.reasoning.steps import format_value
 from dca.types import Step, Verdict
-from dca.verifier import CheckContext, undefined_name
+from dca.verifier import CheckContext, names_verdict
 
 # Numbers a step may write without a fact: identity, percent, and the count an average divides by.
 FREE = (0.0, 1.0, 100.0)
@@ -57,11 +57,9 @@ class FactGrounded:
     name = "fact_grounded"
 
     def __call__(self, step: Step, ctx: CheckContext) -> Verdict:
-        if ctx.parsed is None:
-            return Verdict.passed(self.name)
-        unknown = undefined_name(ctx)
-        if unknown:
-            return Verdict.failed(self.name, unknown)
+        early = names_verdict(self.name, ctx)
+        if early is not None:
+            return early
         cells = evidence_cells(ctx.evidence)
         counts = _summed_terms(ctx)
         values = ctx.earlier_values()
