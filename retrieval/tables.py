@@ -189,9 +189,8 @@ def _share_pairs(grid: list[list[str]], h: int, head: _Header) -> None:
     # what else the row says is a caption ("( in millions except percentages )"); a bare scale
     # marker is already the header's scale
     head.captions += [_caption(c) for c in cells if c and c not in named and find_scale(c)[2]]
-    for k, name in enumerate(named):
-        head.columns[1 + 2 * k] = name.rstrip(":,")
-        head.columns[2 + 2 * k] = f"{name.rstrip(':,')} %"
+    for k, name in enumerate(c.rstrip(":,") for c in named):
+        head.columns[1 + 2 * k], head.columns[2 + 2 * k] = name, f"{name} %"
 
 
 def _context(head: _Header) -> str:

@@ -464,8 +464,7 @@ def build_candidates(q: Question, probs: list[float], scored: list[tuple[Cell, l
     return out
 
 
-def _operand_sets(shape: Shape, scored: list[tuple[Cell, list[float], float]], width: int,
-                  q: Question | None = None) -> Any:
+def _operand_sets(shape: Shape, scored: list[tuple[Cell, list[float], float]], width: int, q: Question) -> Any:
     """The operand tuples worth trying for ``shape``: orderings of the best cells, or whole table rows."""
     if shape.row:  # every number of the rows the best cells sit in
         rows: dict[str, list] = {}
@@ -489,7 +488,7 @@ def _operand_sets(shape: Shape, scored: list[tuple[Cell, list[float], float]], w
         if shape.name in ("add", "average", "multiply") and cells[0].index > cells[1].index and \
                 cells[0].fact_id == cells[1].fact_id:
             continue
-        if shape.name == "greater" and q is not None and greater_order(q, cells[0], cells[1]) < 0:
+        if shape.name == "greater" and greater_order(q, cells[0], cells[1]) < 0:
             continue  # the question reads the comparison the other way round
         if shape.years and not (cells[0].fact_id == cells[1].fact_id and cells[0].index < cells[1].index and
                                 years_apart(cells[0], cells[1])):
